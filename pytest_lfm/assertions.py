@@ -1,0 +1,56 @@
+"""Assertion helpers: every failure names what was expected and what came back, with context."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+
+def _show(value: Any, limit: int = 600) -> str:
+    try:
+        text = json.dumps(value, ensure_ascii=False, sort_keys=False, default=str)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text)} chars)"
+
+
+def fail(what: str, expected: Any, actual: Any, context: Mapping[str, Any] | None = None) -> None:
+    """Raise an AssertionError with ``Expected:`` / ``Actual:`` lines and context."""
+    __tracebackhide__ = True
+    lines = [what, f"  Expected: {_show(expected)}", f"  Actual:   {_show(actual)}"]
+    for key, value in (context or {}).items():
+        lines.append(f"  {key}: {_show(value, 400)}")
+    raise AssertionError("\n".join(lines))
+
+
+def expect_equal(what: str, expected: Any, actual: Any, context: Mapping[str, Any] | None = None) -> None:
+    """Fail unless ``actual == expected``."""
+    __tracebackhide__ = True
+    if actual != expected:
+        fail(what, expected, actual, context)
+
+
+def expect_true(what: str, condition: bool, expected: Any, actual: Any,
+                context: Mapping[str, Any] | None = None) -> None:
+    """Fail unless ``condition``; ``expected`` describes the requirement, ``actual`` what was seen."""
+    __tracebackhide__ = True
+    if not condition:
+        fail(what, expected, actual, context)
+
+
+def expect_status(what: str, expected: int | tuple[int, ...], status: int, body: Any,
+                  context: Mapping[str, Any] | None = None) -> None:
+    """Fail unless the HTTP status is (one of) ``expected``; the body is shown."""
+    __tracebackhide__ = True
+    allowed = (expected,) if isinstance(expected, int) else expected
+    if status not in allowed:
+        fail(what, f"HTTP {' or '.join(map(str, allowed))}", f"HTTP {status}: {_show(body, 400)}", context)
+
+
+def json_equal(a: str, b: str) -> bool:
+    """Whether two JSON texts decode to equal values."""
+    try:
+        return bool(json.loads(a) == json.loads(b))
+    except (TypeError, ValueError):
+        return False

@@ -1,0 +1,580 @@
+"""The LFM2 output format: render pythonic tool calls, parse them as SGLang's ``lfm2`` detector does,
+and split ``<think>`` blocks as SGLang's ``qwen3`` / ``qwen3-thinking`` reasoning parsers do.
+
+Used by the checks (to compute what a correct server must return, and for the raw-vs-parsed
+differential) and by the reference server (to answer like SGLang). The parse rules follow
+``sglang-lfm2-behaviour.md`` §1 (tool calls) and §2 (reasoning); behaviour that changed between
+SGLang releases is switched by :class:`Dialect`, built from the server's reported version.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import re
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from packaging.version import InvalidVersion, Version
+
+BOT = "<|tool_call_start|>"
+EOT = "<|tool_call_end|>"
+THINK_START = "<think>"
+THINK_END = "</think>"
+IM_END = "<|im_end|>"
+
+REASONING_PARSERS = ("qwen3", "qwen3-thinking")
+TOOL_CALL_PARSERS = ("lfm2",)
+
+
+# --------------------------------------------------------------------------------------------- versions
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """Parser behaviour of one SGLang release (§1.2, §12 of the behaviour notes)."""
+
+    version: str = "0.5.23"
+    json_literals: bool = True  # true/false/null accepted as names (seen on 0.5.17; not 0.5.10)
+    reject_positional: bool = True  # 0.5.23 rejects a call with positional args; older drop the values
+    extended_literals: bool = True  # 0.5.23: sets, unary plus, placeholder-free f-strings, dotted names
+    merge_star_kwargs: bool = True  # 0.5.23 merges **{...} dict literals; older skip them
+    allow_nan: bool = False  # 0.5.23 drops a call whose arguments hold inf/nan; older emit Infinity
+    recovery: bool = True  # 0.5.23 recovery ladder (PR #34237)
+
+    @classmethod
+    def for_version(cls, version: str | None) -> Dialect:
+        """The dialect of a reported SGLang version (unknown or unparsable → newest)."""
+        v = parse_version(version)
+        if v is None or v >= Version("0.5.23"):
+            return cls(version=version or "0.5.23")
+        new = v >= Version("0.5.23")
+        return cls(
+            version=str(v),
+            json_literals=v >= Version("0.5.17"),
+            reject_positional=new,
+            extended_literals=new,
+            merge_star_kwargs=new,
+            allow_nan=not new,
+            recovery=new,
+        )
+
+
+def parse_version(version: str | None) -> Version | None:
+    """A comparable version, or None for missing or unparsable text."""
+    if not version:
+        return None
+    try:
+        return Version(version.strip().lstrip("v"))
+    except InvalidVersion:
+        return None
+
+
+# --------------------------------------------------------------------------------------------- rendering
+
+
+def render_value(value: Any) -> str:
+    """A Python literal for a JSON value (strings use JSON escapes, which Python also reads)."""
+    if value is None:
+        return "None"
+    if value is True:
+        return "True"
+    if value is False:
+        return "False"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{value!r} has no literal form in a tool call")
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{json.dumps(str(k), ensure_ascii=False)}: {render_value(v)}"
+                               for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(render_value(v) for v in value) + "]"
+    raise TypeError(f"cannot render {type(value).__name__} as a tool-call argument")
+
+
+def render_call(name: str, arguments: Mapping[str, Any]) -> str:
+    """``name(a=1, b="x")``."""
+    return f"{name}(" + ", ".join(f"{k}={render_value(v)}" for k, v in arguments.items()) + ")"
+
+
+def render_tool_calls(calls: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
+    """One LFM2 tool-call block: ``<|tool_call_start|>[f(a=1), g(b="x")]<|tool_call_end|>``."""
+    return BOT + "[" + ", ".join(render_call(n, a) for n, a in calls) + "]" + EOT
+
+
+def render_json_tool_calls(calls: Sequence[tuple[str, Mapping[str, Any]]], key: str = "arguments") -> str:
+    """The JSON-array form the detector also accepts (``arguments`` or ``parameters`` key)."""
+    body = [{"name": n, key: dict(a)} for n, a in calls]
+    return BOT + json.dumps(body, ensure_ascii=False) + EOT
+
+
+# --------------------------------------------------------------------------------------------- parsing
+
+
+@dataclass(frozen=True)
+class ParsedCall:
+    """One call as ``/parse_function_call`` reports it: ``parameters`` is a JSON string."""
+
+    name: str
+    parameters: str
+    tool_index: int
+
+    @property
+    def arguments(self) -> Any:
+        """The parameters decoded from JSON."""
+        return json.loads(self.parameters)
+
+
+@dataclass(frozen=True)
+class ToolParse:
+    """``normal_text`` and calls, as the non-streaming detector returns them."""
+
+    normal_text: str
+    calls: tuple[ParsedCall, ...] = ()
+
+
+class _NotLiteral(Exception):
+    pass
+
+
+def tool_names(tools: Iterable[Mapping[str, Any]] | None) -> list[str]:
+    """Function names of an OpenAI ``tools`` list (wrapped or flat shapes)."""
+    names = []
+    for tool in tools or []:
+        fn = tool.get("function", tool) if isinstance(tool, Mapping) else {}
+        name = fn.get("name") if isinstance(fn, Mapping) else None
+        if isinstance(name, str):
+            names.append(name)
+    return names
+
+
+_BLOCK = re.compile(re.escape(BOT) + r"(.*?)" + re.escape(EOT), re.DOTALL)
+
+
+def parse_tool_calls(
+    text: str,
+    tools: Sequence[Mapping[str, Any]] | None,
+    dialect: Dialect | None = None,
+    forward_unknown: bool = False,
+) -> ToolParse:
+    """Parse a whole model output as SGLang's ``lfm2`` detector does (non-streaming, §1.2-§1.3).
+
+    Only text before the first ``<|tool_call_start|>`` survives (stripped); text between and after
+    blocks is dropped (open PR #40295). Unknown functions are dropped. Calls from every complete block
+    are concatenated; ``tool_index`` restarts per pythonic block and is the tool's position in
+    ``tools`` for the JSON form.
+    """
+    d = dialect or Dialect()
+    if BOT not in text:
+        return ToolParse(normal_text=text)
+    names = tool_names(tools)
+    normal = text[: text.find(BOT)].strip()
+    calls: list[ParsedCall] = []
+    for block in _BLOCK.findall(text):
+        calls.extend(parse_block(block, names, d, forward_unknown))
+    return ToolParse(normal_text=normal, calls=tuple(calls))
+
+
+def parse_block(block: str, names: Sequence[str], dialect: Dialect, forward_unknown: bool = False) -> list[ParsedCall]:
+    """Calls of one block's inner text (JSON first when it looks like JSON, then pythonic)."""
+    content = block.strip()
+    if content.startswith(("[{", "{")):
+        json_calls = _parse_json_block(content, names, forward_unknown)
+        if json_calls:
+            return json_calls
+    return _parse_pythonic_block(content, names, dialect, forward_unknown)
+
+
+def _parse_json_block(content: str, names: Sequence[str], forward_unknown: bool) -> list[ParsedCall]:
+    try:
+        data = json.loads(content)
+    except ValueError:
+        return []
+    items = data if isinstance(data, list) else [data]
+    calls = []
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            continue
+        name = item["name"]
+        if name not in names and not forward_unknown:
+            continue
+        args = item.get("arguments", item.get("parameters", {}))
+        if isinstance(args, str):
+            params = args
+        else:
+            params = json.dumps(args, ensure_ascii=False)
+        index = names.index(name) if name in names else -1
+        calls.append(ParsedCall(name=name, parameters=params, tool_index=index))
+    return calls
+
+
+def _parse_pythonic_block(
+    content: str, names: Sequence[str], dialect: Dialect, forward_unknown: bool
+) -> list[ParsedCall]:
+    tree = _safe_parse(content)
+    if tree is None and dialect.recovery:
+        tree = _safe_parse(_recover(content))
+    if tree is None:
+        return _salvage(content, names, dialect, forward_unknown) if dialect.recovery else []
+    body = tree.body
+    if isinstance(body, ast.Call):
+        nodes: list[ast.expr] = [body]
+    elif isinstance(body, (ast.List, ast.Tuple)):
+        nodes = list(body.elts)
+        if not all(isinstance(n, ast.Call) for n in nodes):
+            return []
+    else:
+        return []
+    calls: list[ParsedCall] = []
+    for position, node in enumerate(nodes):
+        assert isinstance(node, ast.Call)
+        call = _convert_call(node, position, names, dialect, forward_unknown)
+        if call is not None:
+            calls.append(call)
+    return calls
+
+
+def _safe_parse(source: str) -> ast.Expression | None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return ast.parse(source, mode="eval")
+        except (SyntaxError, ValueError):
+            return None
+
+
+def _call_name(func: ast.expr, dialect: Dialect) -> str | None:
+    if isinstance(func, ast.Name):
+        return func.id
+    if dialect.extended_literals and isinstance(func, ast.Attribute):
+        parts = []
+        node: ast.expr = func
+        while isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        if isinstance(node, ast.Name):
+            parts.append(node.id)
+            return ".".join(reversed(parts))
+    return None
+
+
+def _convert_call(
+    node: ast.Call, position: int, names: Sequence[str], dialect: Dialect, forward_unknown: bool
+) -> ParsedCall | None:
+    name = _call_name(node.func, dialect)
+    if name is None:
+        return None
+    if name not in names and not forward_unknown:
+        return None
+    if node.args and dialect.reject_positional:
+        return None
+    arguments: dict[str, Any] = {}
+    try:
+        for kw in node.keywords:
+            if kw.arg is None:
+                if not dialect.merge_star_kwargs:
+                    continue
+                value = _literal(kw.value, dialect)
+                if not isinstance(value, dict):
+                    raise _NotLiteral
+                arguments.update(value)
+            else:
+                arguments[_restore_keyword(kw.arg)] = _literal(kw.value, dialect)
+        params = json.dumps(arguments, ensure_ascii=False, allow_nan=dialect.allow_nan)
+    except (_NotLiteral, ValueError):
+        return None
+    return ParsedCall(name=name, parameters=params, tool_index=position)
+
+
+def _literal(node: ast.expr, dialect: Dialect) -> Any:
+    if isinstance(node, ast.Constant):
+        if isinstance(node.value, (str, int, float)) or node.value is None:
+            return node.value
+        raise _NotLiteral
+    if isinstance(node, ast.Dict):
+        out = {}
+        for k, v in zip(node.keys, node.values, strict=True):
+            if k is None:
+                raise _NotLiteral
+            key = _literal(k, dialect)
+            out[key if isinstance(key, str) else json.dumps(key)] = _literal(v, dialect)
+        return out
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return [_literal(e, dialect) for e in node.elts]
+    if isinstance(node, ast.Set) and dialect.extended_literals:
+        return [_literal(e, dialect) for e in node.elts]
+    if isinstance(node, ast.Name):
+        python = {"True": True, "False": False, "None": None}
+        if node.id in python:
+            return python[node.id]
+        if dialect.json_literals and node.id in ("true", "false", "null"):
+            return {"true": True, "false": False, "null": None}[node.id]
+        raise _NotLiteral
+    if isinstance(node, ast.UnaryOp) and isinstance(node.operand, ast.Constant):
+        operand = node.operand.value
+        if isinstance(operand, (int, float)) and not isinstance(operand, bool):
+            if isinstance(node.op, ast.USub):
+                return -operand
+            if isinstance(node.op, ast.UAdd) and dialect.extended_literals:
+                return operand
+        raise _NotLiteral
+    if isinstance(node, ast.JoinedStr) and dialect.extended_literals:
+        if all(isinstance(v, ast.Constant) for v in node.values):
+            return "".join(str(v.value) for v in node.values if isinstance(v, ast.Constant))
+        raise _NotLiteral
+    raise _NotLiteral
+
+
+# Recovery ladder (0.5.23, PR #34237), value-preserving steps only.
+_KEYWORD_PARAM = re.compile(r"(?<![\w.])(" + "|".join(("from", "in", "is", "class", "def", "for", "if",
+                                                        "import", "return", "with", "as", "global",
+                                                        "lambda", "not", "or", "and", "del", "pass",
+                                                        "raise", "try", "while", "yield", "async",
+                                                        "await", "else", "elif", "except", "finally",
+                                                        "continue", "break", "assert", "nonlocal")) + r")\s*=")
+_KW_SUFFIX = "__lfm_kw"
+
+
+def _restore_keyword(name: str) -> str:
+    return name[: -len(_KW_SUFFIX)] if name.endswith(_KW_SUFFIX) else name
+
+
+def _escape_raw_controls(source: str) -> str:
+    """Escape raw newlines, tabs and NULs that sit inside string literals."""
+    out: list[str] = []
+    quote: str | None = None
+    escaped = False
+    for ch in source:
+        if quote is None:
+            if ch in "\"'":
+                quote = ch
+            out.append(ch)
+            continue
+        if escaped:
+            escaped = False
+            out.append(ch)
+            continue
+        if ch == "\\":
+            escaped = True
+            out.append(ch)
+        elif ch == quote:
+            quote = None
+            out.append(ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ch == "\0":
+            out.append("\\x00")
+        elif ch == "\r":
+            out.append("\\r")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+_ZERO_PADDED = re.compile(r"(?<=[=\[,(:\s])0+(\d+)(?=\s*[,)\]}])")
+
+
+def _recover(source: str) -> str:
+    fixed = _escape_raw_controls(source)
+    fixed = _ZERO_PADDED.sub(r"\1", fixed)
+    fixed = _KEYWORD_PARAM.sub(lambda m: m.group(1) + _KW_SUFFIX + "=", fixed)
+    return fixed
+
+
+def _split_top_level(source: str) -> list[str]:
+    parts, depth, quote, escaped, start = [], 0, None, False, 0
+    for i, ch in enumerate(source):
+        if quote:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote:
+                quote = None
+            continue
+        if ch in "\"'":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(source[start:i])
+            start = i + 1
+    parts.append(source[start:])
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _salvage(content: str, names: Sequence[str], dialect: Dialect, forward_unknown: bool) -> list[ParsedCall]:
+    inner = content.strip()
+    if inner.startswith("[") and inner.endswith("]"):
+        inner = inner[1:-1]
+    calls = []
+    for position, piece in enumerate(_split_top_level(inner)):
+        tree = _safe_parse(_recover(piece))
+        if tree is not None and isinstance(tree.body, ast.Call):
+            call = _convert_call(tree.body, position, names, dialect, forward_unknown)
+            if call is not None:
+                calls.append(call)
+    return calls
+
+
+# --------------------------------------------------------------------------------------------- reasoning
+
+
+@dataclass(frozen=True)
+class ReasoningSplit:
+    """``reasoning_text`` and ``text`` as ``/separate_reasoning`` returns them."""
+
+    reasoning_text: str
+    text: str
+
+
+def split_reasoning(text: str, parser: str, force: bool | None = None) -> ReasoningSplit:
+    """Split a whole output as SGLang's Qwen3 detector does (non-streaming, §2).
+
+    ``qwen3-thinking`` is always forced; ``qwen3`` is forced only when ``force`` is true (the serving
+    layer forces it unless ``enable_thinking`` is false; ``/separate_reasoning`` does not).
+    """
+    if parser not in REASONING_PARSERS:
+        raise ValueError(f"unsupported reasoning parser {parser!r}")
+    forced = parser == "qwen3-thinking" or bool(force)
+    if not forced and THINK_START not in text:
+        return ReasoningSplit(reasoning_text="", text=text)
+    processed = text.replace(THINK_START, "")
+    if THINK_END not in processed:
+        return ReasoningSplit(reasoning_text=processed, text="")
+    reasoning, _, rest = processed.partition(THINK_END)
+    return ReasoningSplit(reasoning_text=reasoning, text=rest)
+
+
+# --------------------------------------------------------------------------------------------- streaming
+
+
+def _partial_suffix(buffer: str, *tokens: str) -> int:
+    """Length of the longest suffix of ``buffer`` that is a proper prefix of one of ``tokens``."""
+    best = 0
+    for token in tokens:
+        for n in range(min(len(token) - 1, len(buffer)), 0, -1):
+            if buffer.endswith(token[:n]):
+                best = max(best, n)
+                break
+    return best
+
+
+@dataclass
+class StreamingReasoningParser:
+    """Incremental ``<think>`` splitting as SGLang streams it (§2, streaming)."""
+
+    parser: str
+    force: bool = False
+    stream_reasoning: bool = True
+    _buffer: str = ""
+    _in_reasoning: bool = False
+    _stripped_start: bool = False
+    _done: bool = False
+    _held: str = ""
+
+    def __post_init__(self) -> None:
+        self._in_reasoning = self.parser == "qwen3-thinking" or self.force
+
+    def feed(self, new_text: str) -> tuple[str, str]:
+        """Returns (reasoning delta, content delta) for one increment."""
+        if self._done:
+            return "", new_text
+        self._buffer += new_text
+        buf = self._buffer
+        if not self._stripped_start and THINK_START in buf:
+            buf = buf.replace(THINK_START, "", 1)
+            self._stripped_start = True
+            self._in_reasoning = True
+        if not self._in_reasoning:
+            hold = _partial_suffix(buf, THINK_START)
+            if hold:
+                self._buffer = buf
+                return "", ""
+            self._buffer = ""
+            self._done = not self._stripped_start and False
+            return "", buf
+        if THINK_END in buf:
+            reasoning, _, rest = buf.partition(THINK_END)
+            self._buffer = ""
+            self._done = True
+            self._in_reasoning = False
+            if not self.stream_reasoning:
+                reasoning = self._held + reasoning
+                self._held = ""
+            return reasoning, rest
+        hold = _partial_suffix(buf, THINK_END, THINK_START)
+        emit, self._buffer = buf[: len(buf) - hold], buf[len(buf) - hold:]
+        if not self.stream_reasoning:
+            self._held += emit
+            return "", ""
+        return emit, ""
+
+    def finish(self) -> tuple[str, str]:
+        """Flush what is held back at the end of the stream (as reasoning while in a think block)."""
+        rest, self._buffer = self._buffer, ""
+        if self._in_reasoning:
+            held, self._held = self._held, ""
+            return held + rest, ""
+        return "", rest
+
+
+@dataclass
+class StreamingToolParser:
+    """Incremental LFM2 tool-call parsing as SGLang 0.5.23 streams it (§1.4).
+
+    Text before a block streams at once; a call is emitted only when its whole block has arrived,
+    as one delta with the complete arguments; one block per increment; an unterminated block is
+    dropped at the end of the stream (the base ``finish()`` returns nothing).
+    """
+
+    tools: Sequence[Mapping[str, Any]]
+    dialect: Dialect = field(default_factory=Dialect)
+    _buffer: str = ""
+
+    def feed(self, new_text: str) -> tuple[str, list[ParsedCall]]:
+        """Returns (text delta, complete calls) for one increment."""
+        self._buffer += new_text
+        buf = self._buffer
+        start = buf.find(BOT)
+        if start == -1:
+            hold = _partial_suffix(buf, BOT)
+            text, self._buffer = buf[: len(buf) - hold], buf[len(buf) - hold:]
+            return text.replace(EOT, ""), []
+        if start > 0:
+            self._buffer = buf[start:]
+            return buf[:start], []
+        end = buf.find(EOT)
+        if end == -1:
+            return "", []
+        block = buf[len(BOT): end]
+        self._buffer = buf[end + len(EOT):]
+        calls = parse_block(block, tool_names(self.tools), self.dialect)
+        return "", calls
+
+    def finish(self) -> tuple[str, list[ParsedCall]]:
+        """Drain complete blocks still buffered; an unterminated block is dropped."""
+        text_out, calls_out = "", []
+        for _ in range(1000):
+            if not self._buffer:
+                break
+            before = self._buffer
+            text, calls = self.feed("")
+            text_out += text
+            calls_out.extend(calls)
+            if self._buffer == before:
+                break
+        self._buffer = ""
+        return text_out, calls_out

@@ -1,0 +1,156 @@
+"""Option names, their environment and ini twins, help texts, and value parsers.
+
+Precedence, resolved once in :mod:`pytest_lfm.config`: command line > environment > ini > default.
+Every parser raises :class:`~pytest_lfm.errors.LfmUsageError` with what was given and what is expected.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from pytest_lfm.errors import LfmUsageError
+
+REFERENCE = "reference"
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One ``--lfm-*`` option with its ini key and environment variable."""
+
+    flag: str
+    dest: str
+    env: str
+    help: str
+    multiple: bool = False
+    default: str | None = None
+    metavar: str | None = None
+
+    @property
+    def ini(self) -> str:
+        """The ini key, equal to the option's dest (pytest-postgresql's convention)."""
+        return self.dest
+
+
+SERVER = OptionSpec(
+    "--lfm-server", "lfm_server", "LFM_SERVER",
+    "SGLang server(s) to check: HOST:PORT, a URL, VARIANT=URL (repeat for several variants), or "
+    "'reference' for the bundled reference server (one per selected variant). Env: comma-separated.",
+    multiple=True, metavar="TARGET",
+)
+VARIANT = OptionSpec(
+    "--lfm-variant", "lfm_variant", "LFM_VARIANT",
+    "LFM2.5 variant id(s) to check; globs allowed, repeatable (e.g. '1.2B-*'). With one attached server: "
+    "the variant it serves (default: detected from /model_info or /v1/models). With 'reference': which "
+    "variants to start (default: all nine).",
+    multiple=True, metavar="ID",
+)
+HARDWARE = OptionSpec(
+    "--lfm-hardware", "lfm_hardware", "LFM_HARDWARE",
+    "GPU the server runs on: h100, h200, b200, b300 or unknown (default: nvidia-smi when the server is on "
+    "this host, else unknown).",
+    metavar="ID",
+)
+API_KEY = OptionSpec(
+    "--lfm-api-key", "lfm_api_key", "LFM_API_KEY",
+    "API key of a server started with --api-key (sent as a Bearer token; never printed).",
+    metavar="KEY",
+)
+TIMEOUT = OptionSpec(
+    "--lfm-timeout", "lfm_timeout", "LFM_TIMEOUT",
+    "Seconds one request may take before it fails (default 120).", default="120", metavar="SECONDS",
+)
+REPORT = OptionSpec(
+    "--lfm-report", "lfm_report", "LFM_REPORT",
+    "Directory to write report.json and matrix.md into at the end of the run.", metavar="DIR",
+)
+FAULT = OptionSpec(
+    "--lfm-reference-fault", "lfm_reference_fault", "LFM_REFERENCE_FAULT",
+    "Start the reference server with this fault mode (repeatable); used to prove that checks can fail. "
+    "`python -m pytest_lfm.reference --list-faults` lists them.",
+    multiple=True, metavar="NAME",
+)
+IMAGE_HOST = OptionSpec(
+    "--lfm-image-host", "lfm_image_host", "LFM_IMAGE_HOST",
+    "Host name or address a remote server should use to fetch the suite's images over http "
+    "(default 127.0.0.1: the server runs on this host).", default="127.0.0.1", metavar="HOST",
+)
+
+ALL_OPTIONS: tuple[OptionSpec, ...] = (SERVER, VARIANT, HARDWARE, API_KEY, TIMEOUT, REPORT, FAULT, IMAGE_HOST)
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """A parsed ``--lfm-server`` value."""
+
+    url: str | None
+    variant: str | None = None
+
+    @property
+    def is_reference(self) -> bool:
+        """True for the bundled reference server."""
+        return self.url is None
+
+
+_HOSTPORT = re.compile(r"^(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(?P<port>[^/]*)$")
+
+
+def parse_server(value: str) -> ServerSpec:
+    """Parse ``HOST:PORT``, ``http(s)://HOST[:PORT][/v1]``, ``VARIANT=...`` or ``reference``."""
+    raw = value.strip()
+    variant: str | None = None
+    if "=" in raw and not raw.lower().startswith(("http://", "https://")):
+        variant, raw = (part.strip() for part in raw.split("=", 1))
+        if not variant:
+            raise _bad_server(value, "the part before '=' must be a variant id")
+    if raw.lower() == REFERENCE:
+        return ServerSpec(url=None, variant=variant)
+    if "://" in raw:
+        parts = urlsplit(raw)
+        if parts.scheme not in ("http", "https"):
+            raise _bad_server(value, f"scheme {parts.scheme!r} is not http or https")
+        if not parts.hostname:
+            raise _bad_server(value, "the URL has no host")
+        try:
+            port = parts.port
+        except ValueError:
+            raise _bad_server(value, "the port is not a number between 1 and 65535") from None
+        if port == 0:
+            raise _bad_server(value, "port 0 is not a server port")
+        path = parts.path.rstrip("/")
+        if path.endswith("/v1"):
+            path = path[: -len("/v1")]
+        netloc = parts.netloc.rsplit("@", 1)[-1]
+        return ServerSpec(url=f"{parts.scheme}://{netloc}{path}", variant=variant)
+    m = _HOSTPORT.match(raw)
+    if not m:
+        raise _bad_server(value, "expected HOST:PORT, a URL, VARIANT=URL or 'reference'")
+    port_text = m.group("port")
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise _bad_server(value, f"port {port_text!r} is not a number between 1 and 65535")
+    return ServerSpec(url=f"http://{m.group('host')}:{int(port_text)}", variant=variant)
+
+
+def _bad_server(value: str, why: str) -> LfmUsageError:
+    return LfmUsageError(
+        f"--lfm-server {value!r}: {why}",
+        remedy="pass e.g. --lfm-server=localhost:30000, --lfm-server=http://gpu-1:30000, "
+        "--lfm-server=1.2B-Instruct=http://gpu-1:30000 or --lfm-server=reference",
+    )
+
+
+def parse_timeout(value: str) -> float:
+    """A positive number of seconds."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise LfmUsageError(f"--lfm-timeout {value!r} is not a number", remedy="pass seconds, e.g. 120") from None
+    if not seconds > 0:
+        raise LfmUsageError(f"--lfm-timeout {value!r} must be positive", remedy="pass seconds, e.g. 120")
+    return seconds
+
+
+def split_env_list(value: str) -> list[str]:
+    """Split a comma-separated environment value, dropping empty items."""
+    return [item.strip() for item in value.split(",") if item.strip()]

@@ -1,0 +1,55 @@
+"""``python -m pytest_lfm.reference --variant ID [--host H] [--port P] [--api-key K] [--fault NAME]``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from pytest_lfm.errors import LfmError
+from pytest_lfm.reference.faults import FAULTS
+from pytest_lfm.reference.server import ReferenceServer
+from pytest_lfm.variants import variant_ids
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one reference server in the foreground."""
+    ap = argparse.ArgumentParser(prog="python -m pytest_lfm.reference",
+                                 description="SGLang-compatible LFM2.5 reference server (a test double).")
+    ap.add_argument("--variant", help=f"variant id: {', '.join(variant_ids())}")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=30000)
+    ap.add_argument("--api-key", default=None, help="require this Bearer token, as SGLang's --api-key does")
+    ap.add_argument("--api-key-env", default=None, metavar="VAR",
+                    help="read the API key from this environment variable (keeps it out of the process list)")
+    ap.add_argument("--fault", action="append", default=[], metavar="NAME", help="enable a fault mode (repeatable)")
+    ap.add_argument("--sglang-version", default="0.5.23", help="SGLang release whose behaviour to emulate")
+    ap.add_argument("--context-length", type=int, default=None)
+    ap.add_argument("--announce", action="store_true",
+                    help="print 'LFM_REFERENCE_READY port=N' once listening (used with --port 0)")
+    ap.add_argument("--watch-parent", action="store_true", help="exit when the parent process exits")
+    ap.add_argument("--list-faults", action="store_true", help="list the fault modes and exit")
+    args = ap.parse_args(argv)
+    if args.list_faults:
+        for name, what in FAULTS.items():
+            print(f"{name:32s} {what}")
+        return 0
+    if not args.variant:
+        ap.error("--variant is required")
+    if args.api_key_env:
+        args.api_key = os.environ.get(args.api_key_env) or None
+    try:
+        server = ReferenceServer(args.variant, host=args.host, port=args.port, faults=args.fault,
+                                 api_key=args.api_key, version=args.sglang_version,
+                                 context_length=args.context_length)
+    except (LfmError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not args.announce:
+        print(f"reference server for {server.state.variant.id} on http://{args.host}:{args.port}", flush=True)
+    server.serve_forever(announce=args.announce, watch_parent=args.watch_parent)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""The ASGI app of the reference server (FastAPI, as SGLang's own HTTP server is)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from pytest_lfm.reference import serving
+from pytest_lfm.reference.serving import ServerState
+from pytest_lfm.reference.validation import ClientError, error_response
+from pytest_lfm.reference.vision import MediaError
+
+_OPEN_PATHS = {"/health", "/health_generate", "/ready", "/metrics"}
+
+
+def create_app(state: ServerState) -> FastAPI:
+    """Build the app for one served variant."""
+    app = FastAPI(title="pytest-lfm reference server", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.lfm = state
+
+    @app.middleware("http")
+    async def auth(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        if state.api_key and request.url.path not in _OPEN_PATHS:
+            if request.headers.get("authorization", "") != f"Bearer {state.api_key}":
+                return JSONResponse({"error": "Unauthorized"}, status_code=401)
+        return await call_next(request)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(_: Request, exc: RequestValidationError) -> Response:
+        return error_response(f"Invalid request: {exc.errors()}", type_="Bad Request")
+
+    async def body_of(request: Request) -> dict[str, Any]:
+        ctype = request.headers.get("content-type", "")
+        if "application/json" not in ctype:
+            raise ClientError("Unsupported Media Type: Only 'application/json' is allowed", type_="Bad Request")
+        raw = await request.body()
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            raise ClientError(f"JSON decode error: {exc}", type_="Bad Request") from exc
+        if not isinstance(data, dict):
+            raise ClientError("Input should be a valid dictionary or object", type_="Bad Request")
+        return data
+
+    async def handle(request: Request, fn: Callable[[dict[str, Any], ServerState], Any],
+                     stream_fn: Callable[[dict[str, Any], ServerState], Iterator[Any]] | None = None) -> Response:
+        try:
+            body = await body_of(request)
+            if stream_fn is not None and body.get("stream"):
+                events = await run_in_threadpool(lambda: list(stream_fn(body, state)))
+                return StreamingResponse(_sse(events), media_type="text/event-stream")
+            result = await run_in_threadpool(fn, body, state)
+            return JSONResponse(result)
+        except MediaError as exc:
+            err = serving.media_error(exc, state)
+            return error_response(err.message, err.type_, err.status)
+        except ClientError as exc:
+            if "error_500" in state.faults:
+                return error_response(f"Internal server error: {exc.message}", "InternalServerError", 500)
+            return error_response(exc.message, exc.type_, exc.status)
+
+    @app.get("/health")
+    @app.get("/health_generate")
+    @app.get("/ready")
+    async def health() -> Response:
+        return Response(status_code=200)
+
+    @app.get("/v1/models")
+    async def models() -> Response:
+        return JSONResponse(serving.models_list(state))
+
+    @app.get("/v1/models/{model_id:path}")
+    async def model(model_id: str) -> Response:
+        if model_id != state.model_name:
+            return JSONResponse({"error": {"message": f"The model '{model_id}' does not exist",
+                                           "type": "invalid_request_error", "param": "model",
+                                           "code": "model_not_found"}}, status_code=404)
+        return JSONResponse(serving.models_list(state)["data"][0])
+
+    @app.get("/server_info")
+    @app.get("/get_server_info")
+    async def server_info() -> Response:
+        return JSONResponse(serving.server_info(state))
+
+    @app.get("/model_info")
+    @app.get("/get_model_info")
+    async def model_info() -> Response:
+        return JSONResponse(serving.model_info(state))
+
+    @app.api_route("/flush_cache", methods=["GET", "POST"])
+    async def flush_cache() -> Response:
+        state.first_image = None if "image_stale" not in state.faults else state.first_image
+        return PlainTextResponse("Cache flushed.\nPlease check backend logs for more details. (When there are "
+                                 "running or waiting requests, the operation will not be performed.)\n")
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> Response:
+        return await handle(request, serving.chat_response, serving.chat_stream)
+
+    @app.post("/v1/completions")
+    async def completions(request: Request) -> Response:
+        return await handle(request, serving.completion_response, serving.completion_stream)
+
+    @app.post("/parse_function_call")
+    async def parse_function_call(request: Request) -> Response:
+        return await handle(request, serving.parse_function_call)
+
+    @app.post("/separate_reasoning")
+    async def separate_reasoning(request: Request) -> Response:
+        return await handle(request, serving.separate_reasoning)
+
+    @app.post("/v1/tokenize")
+    @app.post("/tokenize")
+    async def tokenize(request: Request) -> Response:
+        return await handle(request, serving.tokenize)
+
+    return app
+
+
+async def _sse(events: list[Any]) -> Any:
+    for ev in events:
+        if isinstance(ev, str):
+            yield f"data: {ev}\n\n"
+        else:
+            yield "data: " + json.dumps(ev, ensure_ascii=False) + "\n\n"

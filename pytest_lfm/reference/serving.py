@@ -1,0 +1,764 @@
+"""The serving layer of the reference server: SGLang 0.5.23's chat and completion semantics.
+
+Request → validation (§4) → prompt (chat template, image tokens) → plan → sampler → reasoning parser
+(§2) → tool-call parser (§1, §5) → response or SSE events. Fault modes change single steps.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema
+
+from pytest_lfm import lfm2
+from pytest_lfm.reference import tokenizer as tok
+from pytest_lfm.reference.faults import Faults
+from pytest_lfm.reference.model import Generation, SamplingParams, generate
+from pytest_lfm.reference.planner import ChatPlanInput, plan_chat, plan_completion, to_tokens
+from pytest_lfm.reference.template import render_chat
+from pytest_lfm.reference.validation import ClientError, verify_sampling
+from pytest_lfm.reference.vision import ImageFacts, MediaError, facts_from_bytes, load_image_bytes
+from pytest_lfm.variants import Variant
+
+ROLES = {"user", "system", "assistant", "tool", "function", "developer", "latest_reminder", "root"}
+
+
+@dataclass
+class ServerState:
+    """Configuration and mutable state of one reference server."""
+
+    variant: Variant
+    version: str = "0.5.23"
+    faults: Faults = field(default_factory=Faults)
+    api_key: str | None = None
+    context_length: int | None = None
+    first_image: ImageFacts | None = None
+    started: float = field(default_factory=time.time)
+
+    @property
+    def model_name(self) -> str:
+        """The served model name (``--model-path`` by default)."""
+        return self.variant.hf_path
+
+    @property
+    def context(self) -> int:
+        """The context length the server enforces."""
+        return self.context_length or self.variant.context_length
+
+    @property
+    def dialect(self) -> lfm2.Dialect:
+        """Parser behaviour of the emulated version."""
+        return lfm2.Dialect.for_version(self.version)
+
+
+# ------------------------------------------------------------------------------------------ sampling
+
+
+def sampling_from_request(body: Mapping[str, Any], *, chat: bool, st: ServerState) -> SamplingParams:
+    """SGLang's ``to_sampling_params``: user value > OpenAI defaults (no generation_config here)."""
+    f = st.faults
+    if chat:
+        max_new = body.get("max_completion_tokens") or body.get("max_tokens")
+    else:
+        max_new = body.get("max_tokens", 16 if "completions_default_max_tokens" not in f else 64)
+    raw = {
+        "temperature": _num(body.get("temperature"), 1.0),
+        "top_p": _num(body.get("top_p"), 1.0),
+        "top_k": _int(body.get("top_k"), -1),
+        "min_p": _num(body.get("min_p"), 0.0),
+        "repetition_penalty": _num(body.get("repetition_penalty"), 1.0),
+        "frequency_penalty": _num(body.get("frequency_penalty"), 0.0),
+        "presence_penalty": _num(body.get("presence_penalty"), 0.0),
+        "max_new_tokens": max_new,
+        "min_new_tokens": _int(body.get("min_tokens"), 0),
+    }
+    if "no_validation" not in f:
+        verify_sampling(raw)
+    if isinstance(max_new, int) and max_new > st.context:
+        if "no_validation" not in f:
+            field_name = "max_completion_tokens" if chat else "max_tokens"
+            raise ClientError(
+                f"{field_name} is too large: {max_new}.This model supports at most {st.context} completion tokens."
+            )
+    stop = body.get("stop")
+    stops = [stop] if isinstance(stop, str) else [s for s in (stop or []) if isinstance(s, str)]
+    temperature = max(0.0, raw["temperature"]) if raw["temperature"] == raw["temperature"] else 1.0
+    params = SamplingParams(
+        temperature=temperature,
+        top_p=raw["top_p"] if "ignore_top_p" not in f and 0 < raw["top_p"] <= 1 else 1.0,
+        top_k=raw["top_k"] if "ignore_top_k" not in f and raw["top_k"] >= 1 else -1,
+        min_p=raw["min_p"] if "ignore_min_p" not in f and 0 <= raw["min_p"] <= 1 else 0.0,
+        repetition_penalty=_rp(raw["repetition_penalty"], f),
+        frequency_penalty=0.0 if "ignore_penalties" in f else raw["frequency_penalty"],
+        presence_penalty=0.0 if "ignore_penalties" in f else raw["presence_penalty"],
+        max_new_tokens=max(0, max_new) if isinstance(max_new, int) else None,
+        min_new_tokens=max(0, raw["min_new_tokens"]),
+        stop=[] if "stop_ignored" in f else stops,
+        stop_token_ids=[int(i) for i in body.get("stop_token_ids") or [] if isinstance(i, int)],
+        ignore_eos=bool(body.get("ignore_eos", False)),
+        no_stop_trim=bool(body.get("no_stop_trim", False)),
+        skip_special_tokens=bool(body.get("skip_special_tokens", True)),
+        seed=None if "ignore_seed" in f else _seed(body.get("seed")),
+    )
+    return params
+
+
+def _rp(value: float, f: Faults) -> float:
+    if "ignore_repetition_penalty" in f or not 0 < value <= 2:
+        return 1.0
+    if "repetition_penalty_inverted" in f:
+        return 1.0 / value
+    return value
+
+
+def _num(v: Any, default: float) -> float:
+    if v is None:
+        return default
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ClientError(f"expected a number, got {v!r}", type_="Bad Request")
+    return float(v)
+
+
+def _int(v: Any, default: int) -> int:
+    if v is None:
+        return default
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ClientError(f"expected an integer, got {v!r}", type_="Bad Request")
+    return v
+
+
+def _seed(v: Any) -> int | None:
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int) or not -(2**63) <= v < 2**63:
+        raise ClientError(f"seed must be a 64-bit integer, got {v!r}")
+    return v % (2**63)
+
+
+# ------------------------------------------------------------------------------------------ chat
+
+
+@dataclass
+class ChatOutcome:
+    """One choice after the parsers."""
+
+    generation: Generation
+    content: str
+    reasoning: str | None
+    tool_calls: list[dict[str, Any]]
+    finish_reason: str
+    matched_stop: str | int | None
+    reasoning_tokens: int
+
+
+def _check_messages(messages: Any) -> list[dict[str, Any]]:
+    if not isinstance(messages, list):
+        raise ClientError("messages: Input should be a valid list", type_="Bad Request")
+    if not messages:
+        raise ClientError("Messages cannot be empty.")
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+            raise ClientError(f"messages.{i}: each message needs a string 'role'", type_="Bad Request")
+        if m["role"].lower() not in ROLES:
+            raise ClientError(f"messages.{i}.role: unsupported role {m['role']!r}", type_="Bad Request")
+    return messages
+
+
+def _check_tools(body: Mapping[str, Any]) -> tuple[list[dict[str, Any]], Any]:
+    tools = body.get("tools") or []
+    if not isinstance(tools, list):
+        raise ClientError("tools: Input should be a valid list", type_="Bad Request")
+    choice = body.get("tool_choice", "auto" if tools else "none")
+    if choice == "required" and not tools:
+        raise ClientError("Tools cannot be empty if tool choice is set to required.")
+    if isinstance(choice, Mapping):
+        name = (choice.get("function") or {}).get("name")
+        if not name:
+            raise ClientError("tool_choice: a named tool choice needs function.name", type_="Bad Request")
+        if name not in lfm2.tool_names(tools):
+            raise ClientError(f"Tool '{name}' not found in tools list.")
+    elif choice not in ("auto", "none", "required"):
+        raise ClientError(f"tool_choice: unsupported value {choice!r}", type_="Bad Request")
+    for i, tool in enumerate(tools):
+        fn = tool.get("function") if isinstance(tool, Mapping) else None
+        if not isinstance(fn, Mapping) or not isinstance(fn.get("name"), str):
+            raise ClientError(f"tools.{i}.function: a tool needs function.name", type_="Bad Request")
+        params = fn.get("parameters")
+        if params is not None:
+            try:
+                jsonschema.Draft202012Validator.check_schema(params)
+            except jsonschema.SchemaError as exc:
+                raise ClientError(f"Tool {i} function has invalid 'parameters' schema: {exc.message}") from exc
+    return tools, choice
+
+
+def collect_images(messages: Sequence[Mapping[str, Any]], st: ServerState) -> list[ImageFacts]:
+    """Decode every image part (raises MediaError / ClientError as SGLang does)."""
+    facts: list[ImageFacts] = []
+    for m in messages:
+        content = m.get("content")
+        if not isinstance(content, list):
+            continue
+        for part in content:
+            if not isinstance(part, Mapping) or part.get("type") != "image_url":
+                continue
+            if not st.variant.supports("vision"):
+                raise ClientError(
+                    "Model only supports text input; received unsupported content type 'image_url'."
+                )
+            url = (part.get("image_url") or {}).get("url") if isinstance(part.get("image_url"), Mapping) else None
+            if not isinstance(url, str) or not url:
+                raise ClientError("image_url.url is required", type_="Bad Request")
+            facts.append(facts_from_bytes(load_image_bytes(url)))
+    if "image_dropped" in st.faults:
+        return []
+    if "image_stale" in st.faults and facts:
+        if st.first_image is None:
+            st.first_image = facts[0]
+        facts = [st.first_image for _ in facts]
+    return facts
+
+
+def prompt_ids_for(text: str, images: Sequence[ImageFacts], st: ServerState) -> list[int]:
+    """Token ids of a rendered prompt, each ``<image>`` expanded to the picture's image tokens."""
+    ids = tok.encode(text)
+    if not images:
+        return [i for i in ids if i != tok.IMAGE_ID] if "image_dropped" in st.faults else ids
+    out: list[int] = []
+    queue = list(images)
+    for i in ids:
+        if i == tok.IMAGE_ID and queue:
+            img = queue.pop(0)
+            n = 1 if "image_tokens_uncounted" in st.faults else img.tokens
+            out.extend([tok.IMAGE_ID] * n)
+        else:
+            out.append(i)
+    return out
+
+
+def thinking_enabled(body: Mapping[str, Any], st: ServerState) -> bool:
+    """Whether the model thinks, and whether the reasoning parser is forced (§2)."""
+    parser = st.variant.reasoning_parser
+    if parser is None:
+        return False
+    if parser == "qwen3-thinking":
+        return True
+    kwargs = body.get("chat_template_kwargs") or {}
+    return not (isinstance(kwargs, Mapping) and kwargs.get("enable_thinking") is False)
+
+
+def prepare_chat(body: Mapping[str, Any], st: ServerState) -> tuple[list[int], list[Any], SamplingParams, dict[str, Any]]:
+    """Validate and render a chat request: (prompt ids, plan, sampling, context)."""
+    messages = _check_messages(body.get("messages"))
+    tools, choice = _check_tools(body)
+    if body.get("n", 1) is not None and (not isinstance(body.get("n", 1), int) or body.get("n", 1) < 1):
+        raise ClientError("n must be at least 1", type_="BadRequest")
+    params = sampling_from_request(body, chat=True, st=st)
+    parsing = bool(tools) and choice != "none"
+    if parsing:
+        params.skip_special_tokens = False
+    images = collect_images(messages, st)
+    rendered_tools = tools if parsing else None
+    if isinstance(choice, Mapping) and rendered_tools:
+        rendered_tools = [t for t in tools if t["function"]["name"] == choice["function"]["name"]]
+    messages = [dict(m, role=m["role"].lower()) for m in messages]
+    text = render_chat(messages, rendered_tools, continue_final_message=bool(body.get("continue_final_message")))
+    ids = prompt_ids_for(text, images, st)
+    if len(ids) >= st.context:
+        raise ClientError(
+            f"The input ({len(ids)} tokens) is longer than the model's context length ({st.context} tokens)."
+        )
+    effective_choice = "auto" if "tool_choice_ignored" in st.faults and tools else choice
+    rf = body.get("response_format") or {}
+    plan = to_tokens(plan_chat(ChatPlanInput(
+        messages=messages, tools=tools, tool_choice=effective_choice,
+        parallel_tool_calls=body.get("parallel_tool_calls", True) is not False,
+        thinking=thinking_enabled(body, st), images=images,
+        json_mode=isinstance(rf, Mapping) and rf.get("type") in ("json_object", "json_schema"),
+    )))
+    ctx = {"tools": tools, "choice": effective_choice, "parsing": parsing, "images": images}
+    return ids, plan, params, ctx
+
+
+def _tool_call_id() -> str:
+    return "call_" + uuid.uuid4().hex[:24]
+
+
+def _format_calls(calls: Sequence[lfm2.ParsedCall], st: ServerState, stream: bool = False) -> list[dict[str, Any]]:
+    out = []
+    for n, c in enumerate(calls):
+        args = c.parameters
+        if "tool_args_ascii_escaped" in st.faults:
+            try:
+                args = json.dumps(json.loads(args), ensure_ascii=True, sort_keys=True)
+            except ValueError:
+                pass
+        index = c.tool_index if stream else n
+        if "tool_call_stream_index_zero" in st.faults and stream:
+            index = 0
+        call_id = ("fn-" + uuid.uuid4().hex[:8]) if "tool_call_bad_id" in st.faults else _tool_call_id()
+        out.append({"id": call_id, "index": index, "type": "function",
+                    "function": {"name": c.name, "arguments": args}})
+    return out
+
+
+def _drop_nested(calls: Sequence[lfm2.ParsedCall]) -> list[lfm2.ParsedCall]:
+    keep = []
+    for c in calls:
+        args = c.arguments
+        if not any(isinstance(v, (dict, list)) for v in (args.values() if isinstance(args, dict) else [])):
+            keep.append(c)
+    return keep
+
+
+def parse_json_array_calls(text: str, tools: Sequence[Mapping[str, Any]]) -> list[lfm2.ParsedCall] | None:
+    """The required/named path: the constrained output is a JSON array of {name, parameters}."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(data, list):
+        return None
+    names = lfm2.tool_names(tools)
+    calls = []
+    for item in data:
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            return None
+        params = item.get("parameters", {})
+        calls.append(lfm2.ParsedCall(name=item["name"], parameters=json.dumps(params, ensure_ascii=False),
+                                     tool_index=names.index(item["name"]) if item["name"] in names else -1))
+    return calls
+
+
+def finish_chat(gen: Generation, body: Mapping[str, Any], ctx: Mapping[str, Any], st: ServerState) -> ChatOutcome:
+    """Apply the reasoning and tool-call parsers to one generation (non-streaming)."""
+    text = gen.text
+    reasoning: str | None = None
+    reasoning_tokens = 0
+    parser = st.variant.reasoning_parser
+    f = st.faults
+    if parser and body.get("separate_reasoning", True) is not False and "think_in_content" not in f:
+        force = thinking_enabled(body, st) and "thinking_not_forced" not in f
+        split = lfm2.split_reasoning(text, parser, force=force if parser == "qwen3" else None) \
+            if not ("thinking_not_forced" in f and parser == "qwen3-thinking") \
+            else lfm2.split_reasoning(text, "qwen3", force=False)
+        if split.reasoning_text or lfm2.THINK_START in text or (force and split.text == ""):
+            reasoning = split.reasoning_text
+            idx = text.find(lfm2.THINK_END)
+            reasoning_tokens = len(tok.encode(text[: idx + len(lfm2.THINK_END)] if idx >= 0 else text))
+            reasoning_tokens = min(reasoning_tokens, len(gen.ids))
+        text = split.text
+        if "reasoning_in_content" in f and reasoning:
+            text, reasoning = reasoning + text, None
+    if "reasoning_tokens_uncounted" in f:
+        reasoning_tokens = 0
+    finish, matched = gen.finish_reason, gen.matched_stop
+    calls: list[dict[str, Any]] = []
+    if ctx["parsing"] and st.variant.tool_call_parser and "tool_call_as_text" not in f:
+        choice = ctx["choice"]
+        if choice == "required" or isinstance(choice, Mapping):
+            parsed = parse_json_array_calls(text, ctx["tools"])
+            if parsed is not None:
+                calls = _format_calls(parsed, st)
+                text = ""
+        else:
+            result = lfm2.parse_tool_calls(text, ctx["tools"], st.dialect)
+            found = list(result.calls)
+            if "tool_parser_drops_nested" in f:
+                found = _drop_nested(found)
+            if lfm2.BOT in text:
+                text = result.normal_text
+            calls = _format_calls(found, st)
+        if calls and finish == "stop" and "tool_call_finish_stop" not in f:
+            finish, matched = "tool_calls", None
+    content = text
+    return ChatOutcome(gen, content, reasoning if reasoning else None, calls, finish, matched, reasoning_tokens)
+
+
+def chat_response(body: Mapping[str, Any], st: ServerState) -> dict[str, Any]:
+    """A complete non-streaming chat completion."""
+    ids, plan, params, ctx = prepare_chat(body, st)
+    n = body.get("n", 1) or 1
+    choices, completion_tokens, reasoning_tokens = [], 0, 0
+    for i in range(n):
+        p = _with_seed(params, i)
+        p.logprobs = bool(body.get("logprobs"))
+        p.top_logprobs = int(body.get("top_logprobs") or 0)
+        gen = generate(ids, plan, p, st.context - len(ids))
+        out = finish_chat(gen, body, ctx, st)
+        message: dict[str, Any] = {"role": "assistant", "content": out.content,
+                                   "reasoning_content": out.reasoning}
+        if out.tool_calls:
+            message["tool_calls"] = out.tool_calls
+        choices.append({"index": i, "message": message, "logprobs": _chat_logprobs(gen) if p.logprobs else None,
+                        "finish_reason": out.finish_reason, "matched_stop": out.matched_stop})
+        completion_tokens += len(gen.ids)
+        reasoning_tokens += out.reasoning_tokens
+    return {
+        "id": uuid.uuid4().hex, "object": "chat.completion", "created": int(time.time()),
+        "model": body.get("model") or "default", "choices": choices,
+        "usage": _usage(len(ids), completion_tokens, reasoning_tokens, st),
+        "metadata": {"weight_version": "default"},
+    }
+
+
+def _with_seed(params: SamplingParams, i: int) -> SamplingParams:
+    from dataclasses import replace
+
+    return replace(params, seed=None if params.seed is None else params.seed + i)
+
+
+def _usage(prompt: int, completion: int, reasoning: int, st: ServerState) -> dict[str, Any]:
+    total = prompt + completion + (1 if "usage_wrong" in st.faults else 0)
+    return {"prompt_tokens": prompt, "total_tokens": total, "completion_tokens": completion,
+            "prompt_tokens_details": None, "reasoning_tokens": reasoning}
+
+
+def _chat_logprobs(gen: Generation) -> dict[str, Any]:
+    content = []
+    for j, token_id in enumerate(gen.ids):
+        top = gen.top_logprobs[j] if j < len(gen.top_logprobs) else []
+        text = tok.token_text(token_id)
+        content.append({"token": text, "bytes": list(text.encode()), "logprob": gen.logprobs[j],
+                        "top_logprobs": [{"token": tok.token_text(t), "bytes": list(tok.token_text(t).encode()),
+                                          "logprob": lp} for t, lp in top]})
+    return {"content": content}
+
+
+def chat_stream(body: Mapping[str, Any], st: ServerState) -> Iterator[dict[str, Any] | str]:
+    """Chunks of a streaming chat completion (validation happens before the first chunk)."""
+    ids, plan, params, ctx = prepare_chat(body, st)
+    gen = generate(ids, plan, params, st.context - len(ids))
+    return _stream_events(gen, ids, body, ctx, st)
+
+
+def _stream_events(gen: Generation, ids: list[int], body: Mapping[str, Any], ctx: Mapping[str, Any],
+                   st: ServerState) -> Iterator[dict[str, Any] | str]:
+    f = st.faults
+    rid, created, model = uuid.uuid4().hex, int(time.time()), body.get("model") or "default"
+
+    def chunk(delta: dict[str, Any], finish: str | None = None, matched: Any = None) -> dict[str, Any]:
+        return {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model,
+                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish,
+                             "matched_stop": matched}]}
+
+    if "stream_no_role_chunk" not in f:
+        yield chunk({"role": "assistant", "content": ""})
+    parser = st.variant.reasoning_parser
+    separate = bool(parser) and body.get("separate_reasoning", True) is not False and "think_in_content" not in f
+    rparser = None
+    if separate and parser:
+        force = thinking_enabled(body, st)
+        if "thinking_not_forced" in f:
+            force = False
+        rparser = lfm2.StreamingReasoningParser(
+            parser if "thinking_not_forced" not in f else "qwen3", force=force,
+            stream_reasoning=body.get("stream_reasoning", True) is not False)
+    choice = ctx["choice"]
+    json_path = ctx["parsing"] and (choice == "required" or isinstance(choice, Mapping))
+    tparser = None
+    if ctx["parsing"] and st.variant.tool_call_parser and not json_path and "tool_call_as_text" not in f:
+        tparser = lfm2.StreamingToolParser(ctx["tools"], st.dialect)
+    decoder = tok.IncrementalDecoder(params_skip(body, ctx))
+    held_reasoning: list[dict[str, Any]] = []
+    content_buffer = ""
+    any_calls = False
+    emitted_chars = 0
+    limit = len(gen.text)
+    reasoning_count = 0
+
+    def content_events(text: str, calls: Sequence[lfm2.ParsedCall]) -> Iterator[dict[str, Any]]:
+        nonlocal any_calls
+        if text:
+            yield chunk({"content": text})
+        if calls:
+            any_calls = True
+            yield chunk({"tool_calls": _format_calls(calls, st, stream=True)})
+
+    pieces: list[str] = []
+    for token_id in gen.ids:
+        piece = decoder.push(token_id)
+        if piece:
+            pieces.append(piece)
+    tail = decoder.flush()
+    if tail:
+        pieces.append(tail)
+    for piece in pieces:
+        if emitted_chars >= limit:
+            break
+        piece = piece[: limit - emitted_chars]
+        emitted_chars += len(piece)
+        r_delta, c_delta = (rparser.feed(piece) if rparser else ("", piece))
+        if r_delta:
+            ev = chunk({"reasoning_content": r_delta})
+            reasoning_count += len(tok.encode(r_delta))
+            if "reasoning_after_content" in f:
+                held_reasoning.append(ev)
+            else:
+                yield ev
+        if not c_delta:
+            continue
+        if json_path:
+            content_buffer += c_delta
+            continue
+        if tparser:
+            text, calls = tparser.feed(c_delta)
+            yield from content_events(text, calls)
+        else:
+            yield chunk({"content": c_delta})
+    if rparser:
+        r_delta, c_delta = rparser.finish()
+        if r_delta:
+            ev = chunk({"reasoning_content": r_delta})
+            if "reasoning_after_content" in f:
+                held_reasoning.append(ev)
+            else:
+                yield ev
+        if c_delta:
+            if tparser:
+                yield from content_events(*tparser.feed(c_delta))
+            elif json_path:
+                content_buffer += c_delta
+            else:
+                yield chunk({"content": c_delta})
+    if tparser:
+        yield from content_events(*tparser.finish())
+    if json_path:
+        parsed = parse_json_array_calls(content_buffer, ctx["tools"])
+        if parsed is not None:
+            any_calls = True
+            for n, call in enumerate(_format_calls(parsed, st, stream=True)):
+                call["index"] = 0 if "tool_call_stream_index_zero" in f else n
+                yield chunk({"tool_calls": [call]})
+        elif content_buffer:
+            yield chunk({"content": content_buffer})
+    yield from held_reasoning
+    finish, matched = gen.finish_reason, gen.matched_stop
+    if any_calls and finish == "stop" and "tool_call_finish_stop" not in f:
+        finish = "tool_calls"
+    yield chunk({}, finish, matched)
+    so = body.get("stream_options") or {}
+    if isinstance(so, Mapping) and so.get("include_usage"):
+        full = finish_chat(gen, body, ctx, st)
+        yield {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [],
+               "usage": _usage(len(ids), len(gen.ids), full.reasoning_tokens, st)}
+    if "stream_no_done" not in f:
+        yield "[DONE]"
+
+
+def params_skip(body: Mapping[str, Any], ctx: Mapping[str, Any]) -> bool:
+    """skip_special_tokens as SGLang decides it (forced False while tool parsing is active)."""
+    return False if ctx["parsing"] else bool(body.get("skip_special_tokens", True))
+
+
+# ------------------------------------------------------------------------------------------ completions
+
+
+def _prompts(body: Mapping[str, Any]) -> list[list[int] | str]:
+    prompt = body.get("prompt")
+    if prompt is None:
+        raise ClientError("prompt: Field required", type_="Bad Request")
+    if isinstance(prompt, str):
+        items: list[Any] = [prompt]
+    elif isinstance(prompt, list) and prompt and all(isinstance(p, int) for p in prompt):
+        items = [list(prompt)]
+    elif isinstance(prompt, list):
+        items = list(prompt)
+    else:
+        raise ClientError("prompt: Input should be a string or a list", type_="Bad Request")
+    if not items or any(p == "" or p == [] for p in items):
+        raise ClientError("Prompt cannot be empty")
+    return items
+
+
+def completion_response(body: Mapping[str, Any], st: ServerState) -> dict[str, Any]:
+    """A non-streaming ``/v1/completions`` response."""
+    prompts = _prompts(body)
+    mt = body.get("max_tokens", 16)
+    if mt is not None and (not isinstance(mt, int) or isinstance(mt, bool) or mt <= 0):
+        if "no_validation" not in st.faults:
+            raise ClientError("max_tokens must be positive", type_="Bad Request")
+    n = body.get("n", 1) or 1
+    params = sampling_from_request(body, chat=False, st=st)
+    choices, prompt_total, completion_total = [], 0, 0
+    for prompt in prompts:
+        text = prompt if isinstance(prompt, str) else tok.decode(prompt, skip_special_tokens=False)
+        ids = ([tok.BOS_ID] + tok.encode(text)) if isinstance(prompt, str) else list(prompt)
+        if len(ids) >= st.context:
+            raise ClientError(
+                f"The input ({len(ids)} tokens) is longer than the model's context length ({st.context} tokens)."
+            )
+        plan = to_tokens(plan_completion(text))
+        prompt_total += len(ids)
+        for i in range(n):
+            p = _with_seed(params, i)
+            lp = body.get("logprobs")
+            p.logprobs = lp is not None
+            p.top_logprobs = int(lp or 0)
+            gen = generate(ids, plan, p, st.context - len(ids))
+            completion_total += len(gen.ids)
+            out_text = gen.text
+            echo = bool(body.get("echo")) and "completions_no_echo" not in st.faults
+            if echo:
+                out_text = text + out_text
+            choices.append({
+                "index": len(choices), "text": out_text,
+                "logprobs": _completion_logprobs(gen, ids if echo else [], p.top_logprobs) if p.logprobs else None,
+                "finish_reason": gen.finish_reason, "matched_stop": gen.matched_stop,
+            })
+    return {"id": uuid.uuid4().hex, "object": "text_completion", "created": int(time.time()),
+            "model": body.get("model") or "default", "choices": choices,
+            "usage": _usage(prompt_total, completion_total, 0, st), "metadata": {"weight_version": "default"}}
+
+
+def _completion_logprobs(gen: Generation, echo_ids: Sequence[int], top: int) -> dict[str, Any]:
+    tokens = [tok.token_text(i) for i in echo_ids] + [tok.token_text(i) for i in gen.ids[: gen.text_token_count]]
+    n_gen = gen.text_token_count
+    token_logprobs: list[float | None] = [None] * len(echo_ids) + gen.logprobs[:n_gen]
+    tops: list[dict[str, float] | None] = [None] * len(echo_ids)
+    for j in range(n_gen):
+        entries = gen.top_logprobs[j] if j < len(gen.top_logprobs) else []
+        tops.append({tok.token_text(t): lp for t, lp in entries} if top else None)
+    return {"text_offset": [-1] * len(tokens), "token_logprobs": token_logprobs, "tokens": tokens,
+            "top_logprobs": tops}
+
+
+def completion_stream(body: Mapping[str, Any], st: ServerState) -> Iterator[dict[str, Any] | str]:
+    """Chunks of a streaming completion (one choice, one prompt)."""
+    resp = completion_response({**body, "stream": False}, st)
+    return _completion_events(resp, body, st)
+
+
+def _completion_events(resp: dict[str, Any], body: Mapping[str, Any], st: ServerState) -> Iterator[dict[str, Any] | str]:
+    for choice in resp["choices"]:
+        text = choice["text"]
+        for k in range(0, len(text), 4):
+            yield {"id": resp["id"], "object": "text_completion", "created": resp["created"], "model": resp["model"],
+                   "choices": [{"index": choice["index"], "text": text[k:k + 4], "logprobs": None,
+                                "finish_reason": None, "matched_stop": None}]}
+        yield {"id": resp["id"], "object": "text_completion", "created": resp["created"], "model": resp["model"],
+               "choices": [{"index": choice["index"], "text": "", "logprobs": None,
+                            "finish_reason": choice["finish_reason"], "matched_stop": choice["matched_stop"]}]}
+    so = body.get("stream_options") or {}
+    if isinstance(so, Mapping) and so.get("include_usage"):
+        yield {"id": resp["id"], "object": "text_completion", "created": resp["created"], "model": resp["model"],
+               "choices": [], "usage": resp["usage"]}
+    if "stream_no_done" not in st.faults:
+        yield "[DONE]"
+
+
+# ------------------------------------------------------------------------------------------ parsers & misc
+
+
+def parse_function_call(body: Mapping[str, Any], st: ServerState) -> dict[str, Any]:
+    """``POST /parse_function_call``."""
+    text = body.get("text")
+    if not isinstance(text, str):
+        raise ClientError("text: Field required", type_="Bad Request")
+    parser = body.get("tool_call_parser")
+    if parser not in lfm2.TOOL_CALL_PARSERS:
+        raise ClientError(f"Unsupported tool_call_parser: {parser}")
+    tools = body.get("tools") or []
+    if not tools:
+        return {"normal_text": text, "calls": []}
+    if "tool_call_as_text" in st.faults:
+        return {"normal_text": text, "calls": []}
+    result = lfm2.parse_tool_calls(text, tools, st.dialect)
+    calls = list(result.calls)
+    if "tool_parser_drops_nested" in st.faults:
+        calls = _drop_nested(calls)
+    out = []
+    for c in calls:
+        params = c.parameters
+        if "tool_args_ascii_escaped" in st.faults:
+            params = json.dumps(json.loads(params), ensure_ascii=True, sort_keys=True)
+        out.append({"tool_index": c.tool_index, "name": c.name, "parameters": params})
+    return {"normal_text": result.normal_text, "calls": out}
+
+
+def separate_reasoning(body: Mapping[str, Any], st: ServerState) -> dict[str, Any]:
+    """``POST /separate_reasoning`` (no serving-layer forcing for ``qwen3``)."""
+    text = body.get("text")
+    if not isinstance(text, str):
+        raise ClientError("text: Field required", type_="Bad Request")
+    parser = body.get("reasoning_parser")
+    if parser not in lfm2.REASONING_PARSERS:
+        raise ClientError(f"Unsupported reasoning parser: {parser}")
+    if "think_in_content" in st.faults:
+        return {"reasoning_text": "", "text": text}
+    if "thinking_not_forced" in st.faults:
+        parser = "qwen3"
+    split = lfm2.split_reasoning(text, parser)
+    out: dict[str, Any] = {"reasoning_text": split.reasoning_text, "text": split.text}
+    if body.get("return_blocks"):
+        out["reasoning_blocks"] = [split.reasoning_text] if split.reasoning_text else []
+        out["text_blocks"] = [split.text] if split.text else []
+        out["blocks"] = ([{"type": "reasoning", "text": split.reasoning_text}] if split.reasoning_text else []) + (
+            [{"type": "text", "text": split.text}] if split.text else [])
+    return out
+
+
+def tokenize(body: Mapping[str, Any], st: ServerState) -> dict[str, Any]:
+    """``POST /v1/tokenize``: a prompt or chat messages (with tools) to token ids."""
+    if "messages" in body:
+        messages = _check_messages(body.get("messages"))
+        tools, choice = _check_tools(body)
+        rendered = tools if tools and choice != "none" else None
+        text = render_chat(messages, rendered, add_generation_prompt=body.get("add_generation_prompt", True) is not False)
+        ids = tok.encode(text)
+    else:
+        prompt = body.get("prompt")
+        if not isinstance(prompt, str):
+            raise ClientError("prompt or messages is required", type_="Bad Request")
+        ids = ([tok.BOS_ID] if body.get("add_special_tokens", True) else []) + tok.encode(prompt)
+    return {"tokens": ids, "count": len(ids), "max_model_len": st.context}
+
+
+def server_info(st: ServerState) -> dict[str, Any]:
+    """``GET /server_info``: resolved server args as SGLang names them, plus ``version``."""
+    v = st.variant
+    return {
+        "model_path": v.hf_path, "tokenizer_path": v.hf_path, "served_model_name": v.hf_path,
+        "context_length": st.context, "dtype": "auto", "tp_size": 1, "trust_remote_code": True,
+        "tool_call_parser": v.tool_call_parser, "reasoning_parser": v.reasoning_parser,
+        "attention_backend": "reference", "mm_attention_backend": "reference" if v.supports("vision") else None,
+        "mem_fraction_static": v.recipe.mem_fraction_static, "chunked_prefill_size": 8192,
+        "disable_radix_cache": False, "enable_torch_compile": False, "random_seed": 0,
+        "api_key": None if st.api_key is None else "***", "launch_command": "python -m pytest_lfm.reference",
+        "version": st.version, "frontend": "python", "reference_server": True,
+        "reference_faults": sorted(st.faults.names),
+    }
+
+
+def model_info(st: ServerState) -> dict[str, Any]:
+    """``GET /model_info``."""
+    v = st.variant
+    arch = {"dense": "Lfm2ForCausalLM", "moe": "Lfm2MoeForCausalLM", "vl": "Lfm2VlForConditionalGeneration"}
+    return {
+        "model_path": v.hf_path, "tokenizer_path": v.hf_path, "served_model_name": v.hf_path,
+        "is_generation": True, "preferred_sampling_params": None, "weight_version": "default",
+        "reasoning_parser": v.reasoning_parser, "tool_call_parser": v.tool_call_parser,
+        "has_image_understanding": v.supports("vision"), "has_audio_understanding": False,
+        "model_type": {"dense": "lfm2", "moe": "lfm2_moe", "vl": "lfm2_vl"}[v.architecture],
+        "architectures": [arch[v.architecture]],
+    }
+
+
+def models_list(st: ServerState) -> dict[str, Any]:
+    """``GET /v1/models``."""
+    return {"object": "list", "data": [{"id": st.model_name, "object": "model", "created": int(st.started),
+                                        "owned_by": "sglang", "root": st.model_name, "parent": None,
+                                        "max_model_len": st.context}]}
+
+
+def media_error(exc: MediaError, st: ServerState) -> ClientError:
+    """SGLang 0.5.23 maps client media errors to 400 (0.5.10 answered 500)."""
+    message = f"An exception occurred while loading multimodal data: {exc}"
+    if "bad_media_500" in st.faults:
+        return ClientError("Internal server error: " + message, type_="InternalServerError", status=500)
+    return ClientError(message)

@@ -1,0 +1,59 @@
+"""SGLang's request validation (``sglang-lfm2-behaviour.md`` §4): status, flat error body, messages."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from fastapi.responses import JSONResponse
+
+
+class ClientError(Exception):
+    """A request SGLang rejects with a 4xx; ``type_`` mirrors the code path's type string."""
+
+    def __init__(self, message: str, type_: str = "BadRequestError", status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.type_ = type_
+        self.status = status
+
+
+def error_response(message: str, type_: str = "BadRequestError", status: int = 400) -> JSONResponse:
+    """SGLang's flat error body for OpenAI routes: ``{object, message, type, param, code}``."""
+    return JSONResponse(
+        {"object": "error", "message": message, "type": type_, "param": None, "code": status},
+        status_code=status,
+    )
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def verify_sampling(p: dict[str, Any]) -> None:
+    """``SamplingParams.verify`` of 0.5.23: raise :class:`ClientError` with SGLang's message."""
+    t = p["temperature"]
+    if not _finite(t) or t < 0:
+        raise ClientError(f"temperature must be a non-negative finite number, got {t}.")
+    top_p = p["top_p"]
+    if not (_finite(top_p) and 0 < top_p <= 1):
+        raise ClientError(f"top_p must be in (0, 1], got {float(top_p)}.")
+    min_p = p["min_p"]
+    if not (_finite(min_p) and 0 <= min_p <= 1):
+        raise ClientError(f"min_p must be in [0, 1], got {min_p}.")
+    top_k = p["top_k"]
+    if not (top_k == -1 or top_k >= 1):
+        raise ClientError(f"top_k must be -1 (disable), or at least 1, got {top_k}.")
+    for name in ("frequency_penalty", "presence_penalty"):
+        v = p[name]
+        if not (_finite(v) and -2 <= v <= 2):
+            raise ClientError(f"{name} must be in [-2, 2], got {v}.")
+    rp = p["repetition_penalty"]
+    if not (_finite(rp) and 0 < rp <= 2):
+        raise ClientError(f"repetition_penalty must be in (0, 2] (1.0 = no penalty), got {rp}.")
+    mx = p.get("max_new_tokens")
+    if mx is not None and mx < 0:
+        raise ClientError(f"max_new_tokens must be at least 0, got {mx}.")
+    mn = p.get("min_new_tokens", 0) or 0
+    if mn < 0 or (mx is not None and mn > mx):
+        raise ClientError(f"min_new_tokens must be in [0, max_new_tokens], got {mn}.")

@@ -1,0 +1,120 @@
+"""Start the bundled reference server as child processes, one per variant, and stop them."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+
+from pytest_lfm.errors import ServerUnavailable
+
+_LIVE: set[subprocess.Popen[str]] = set()
+READY = "LFM_REFERENCE_READY port="
+
+
+class ReferenceProcess:
+    """``python -m pytest_lfm.reference`` on a free loopback port, in its own process group."""
+
+    def __init__(self, variant_id: str, faults: Iterable[str] = (), api_key: str | None = None,
+                 version: str | None = None) -> None:
+        self.variant_id = variant_id
+        self.faults = list(faults)
+        self.api_key = api_key
+        self.version = version
+        self.proc: subprocess.Popen[str] | None = None
+        self.port: int | None = None
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT`` once started."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def spawn(self) -> None:
+        """Start the process (returns at once; :meth:`wait_ready` waits)."""
+        cmd = [sys.executable, "-m", "pytest_lfm.reference", "--variant", self.variant_id, "--port", "0",
+               "--announce", "--watch-parent"]
+        for f in self.faults:
+            cmd += ["--fault", f]
+        if self.version:
+            cmd += ["--sglang-version", self.version]
+        env = dict(os.environ)
+        if self.api_key:
+            cmd += ["--api-key-env", "LFM_REFERENCE_API_KEY"]  # never in argv
+            env["LFM_REFERENCE_API_KEY"] = self.api_key
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     start_new_session=True, env=env)
+        _LIVE.add(self.proc)
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Read the READY line; fail fast with the output if the process exits."""
+        assert self.proc is not None and self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        seen: list[str] = []
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.proc.stdout], [], [], 0.1)
+            if ready:
+                line = self.proc.stdout.readline()
+                if line.startswith(READY):
+                    self.port = int(line[len(READY):].strip())
+                    return
+                if line:
+                    seen.append(line.rstrip())
+            if self.proc.poll() is not None and not ready:
+                break
+        self.stop()
+        raise ServerUnavailable(
+            f"the reference server for {self.variant_id} did not start",
+            tried=[f"{' '.join(self.proc.args)} (exit code {self.proc.returncode})", *seen[-20:]],
+            remedy="check that pytest-lfm is installed with its dependencies (fastapi, uvicorn, numpy, pillow)",
+        )
+
+    def stop(self, grace: float = 3.0) -> None:
+        """SIGTERM the process group, then SIGKILL after ``grace`` seconds."""
+        proc = self.proc
+        if proc is None:
+            return
+        _stop(proc, grace)
+        _LIVE.discard(proc)
+
+
+def _stop(proc: subprocess.Popen[str], grace: float) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
+def start_many(variant_ids: Iterable[str], faults: Iterable[str] = (), api_key: str | None = None,
+               version: str | None = None) -> list[ReferenceProcess]:
+    """Start one reference server per variant, in parallel; on any failure stop them all."""
+    procs = [ReferenceProcess(v, faults, api_key, version) for v in variant_ids]
+    try:
+        for p in procs:
+            p.spawn()
+        for p in procs:
+            p.wait_ready()
+    except BaseException:
+        for p in procs:
+            p.stop()
+        raise
+    return procs
+
+
+@atexit.register
+def _sweep() -> None:
+    for proc in list(_LIVE):
+        _stop(proc, 1.0)
+        _LIVE.discard(proc)
