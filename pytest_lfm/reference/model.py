@@ -25,6 +25,7 @@ FLOOR_LOGIT = -20.0
 N_DISTRACTORS = 6
 PROSE_MARGIN = 2.0  # free text: sampling at temperature 1 often leaves the plan
 STRUCTURE_MARGIN = 8.0  # markup (tool calls, think tags, JSON): the model is sure of it
+CONSTRAINED_MARGIN = 60.0  # a grammar constraint masks every other token
 _PRINTABLE = np.array(tok.printable_ids(), dtype=np.int64)
 
 

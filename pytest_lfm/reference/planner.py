@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_lfm.lfm2 import BOT, EOT, THINK_END, THINK_START, render_call
-from pytest_lfm.reference.model import PROSE_MARGIN, STRUCTURE_MARGIN, PlanToken, plan_tokens
+from pytest_lfm.reference.model import CONSTRAINED_MARGIN, PROSE_MARGIN, STRUCTURE_MARGIN, PlanToken, plan_tokens
 from pytest_lfm.reference.vision import ImageFacts
 
 _WORDS = (
@@ -183,6 +183,7 @@ class ChatPlanInput:
     thinking: bool
     images: Sequence[ImageFacts]
     json_mode: bool = False
+    regex_text: str | None = None  # what a `regex` constraint forces (see constraint.py)
 
 
 def _last_user_text(messages: Sequence[Mapping[str, Any]]) -> str:
@@ -213,6 +214,9 @@ def plan_chat(req: ChatPlanInput) -> list[Segment]:
         segments.append(Segment(THINK_START, STRUCTURE_MARGIN))
         segments.append(Segment(prose("reason:" + user, 10), PROSE_MARGIN))
         segments.append(Segment(THINK_END + "\n\n", STRUCTURE_MARGIN))
+    if req.regex_text is not None:
+        # Constrained decoding masks every other token: the constrained part is certain.
+        return segments + [Segment(req.regex_text, CONSTRAINED_MARGIN)]
     choice = req.tool_choice
     tools = list(req.tools) if choice != "none" else []
     named = choice.get("function", {}).get("name") if isinstance(choice, Mapping) else None
@@ -257,8 +261,10 @@ def _json_calls(tools: Sequence[Mapping[str, Any]], message: str, parallel: bool
     return json.dumps([{"name": n, "parameters": a} for n, a in calls], ensure_ascii=False)
 
 
-def plan_completion(prompt: str) -> list[Segment]:
-    """The planned continuation of a raw prompt: continue a pattern, else prose."""
+def plan_completion(prompt: str, regex_text: str | None = None) -> list[Segment]:
+    """The planned continuation of a raw prompt: the constrained text, a continued pattern, or prose."""
+    if regex_text is not None:
+        return [Segment(regex_text, CONSTRAINED_MARGIN)]
     repeated = continue_pattern(prompt, 48)
     if repeated is not None:
         return [Segment(repeated, PROSE_MARGIN)]

@@ -17,6 +17,7 @@ import jsonschema
 
 from pytest_lfm import lfm2
 from pytest_lfm.reference import tokenizer as tok
+from pytest_lfm.reference.constraint import UnsupportedPattern, first_match
 from pytest_lfm.reference.faults import Faults
 from pytest_lfm.reference.model import Generation, SamplingParams, generate
 from pytest_lfm.reference.planner import ChatPlanInput, plan_chat, plan_completion, to_tokens
@@ -275,14 +276,29 @@ def prepare_chat(body: Mapping[str, Any], st: ServerState) -> tuple[list[int], l
         )
     effective_choice = "auto" if "tool_choice_ignored" in st.faults and tools else choice
     rf = body.get("response_format") or {}
+    regex_text = forced_text(body)
     plan = to_tokens(plan_chat(ChatPlanInput(
         messages=messages, tools=tools, tool_choice=effective_choice,
         parallel_tool_calls=body.get("parallel_tool_calls", True) is not False,
         thinking=thinking_enabled(body, st), images=images,
         json_mode=isinstance(rf, Mapping) and rf.get("type") in ("json_object", "json_schema"),
+        regex_text=regex_text,
     )))
     ctx = {"tools": tools, "choice": effective_choice, "parsing": parsing, "images": images}
     return ids, plan, params, ctx
+
+
+def forced_text(body: Mapping[str, Any]) -> str | None:
+    """The text a ``regex`` constraint forces (None without one; 400 for an invalid pattern)."""
+    pattern = body.get("regex")
+    if pattern is None:
+        return None
+    if not isinstance(pattern, str):
+        raise ClientError("regex: Input should be a valid string", type_="Bad Request")
+    try:
+        return first_match(pattern)
+    except UnsupportedPattern as exc:
+        raise ClientError(f"Invalid regex constraint: {exc}") from exc
 
 
 def _tool_call_id() -> str:
@@ -593,7 +609,7 @@ def completion_response(body: Mapping[str, Any], st: ServerState) -> dict[str, A
             raise ClientError(
                 f"The input ({len(ids)} tokens) is longer than the model's context length ({st.context} tokens)."
             )
-        plan = to_tokens(plan_completion(text))
+        plan = to_tokens(plan_completion(text, forced_text(body)))
         prompt_total += len(ids)
         for i in range(n):
             p = _with_seed(params, i)
