@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import tomllib
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +59,7 @@ def _schema(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_cases(family: str, root: str | None = None) -> tuple[Case, ...]:
     """Every case of a family, validated; ids are unique within the family."""
     base = Path(root) if root else suite_dir() / "cases"

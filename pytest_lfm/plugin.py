@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 
     from pytest_lfm.client import LfmHttp
     from pytest_lfm.server.base import Target
-    from pytest_lfm.targets import TargetSet
     from pytest_lfm.variants import Variant
 
 CONFIG_KEY = pytest.StashKey["LfmConfig"]()
@@ -191,7 +190,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
                 outcome = "xpassed"
         message = ""
         if report.failed:
-            message = str(getattr(report.longrepr, "reprcrash", None) and report.longrepr.reprcrash.message  # type: ignore[union-attr]
+            message = str((getattr(report.longrepr, "reprcrash", None) and report.longrepr.reprcrash.message)  # type: ignore[union-attr]
                           or report.longreprtext)[:2000]
         elif report.skipped and isinstance(report.longrepr, tuple):
             message = str(report.longrepr[2])

@@ -58,7 +58,7 @@ def build_targets(cfg: LfmConfig, start_reference: bool = True) -> TargetSet:
             hardware = cfg.hardware or (_local_hardware() if spec.url.split("//")[-1].startswith(_LOCAL_HOSTS)
                                         else UNKNOWN)
             out.targets.append(Target(
-                id=variant.id if len(attached) > 1 or spec.variant else variant.id,
+                id=variant.id,
                 variant=variant, base_url=spec.url, kind="attach", version=result.version,
                 hardware=hardware, model=(result.models[0] if result.models else result.model_path),
                 server_args=result.server_info, model_info=result.model_info, api_key=cfg.api_key,

@@ -17,7 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_lfm.lfm2 import BOT, EOT, THINK_END, THINK_START, render_call
-from pytest_lfm.reference.model import CONSTRAINED_MARGIN, PROSE_MARGIN, STRUCTURE_MARGIN, PlanToken, plan_tokens
+from pytest_lfm.reference.model import (
+    CONSTRAINED_MARGIN,
+    PROSE_MARGIN,
+    STRUCTURE_MARGIN,
+    PlanToken,
+    plan_tokens,
+)
 from pytest_lfm.reference.vision import ImageFacts
 
 _WORDS = (
@@ -136,7 +142,7 @@ def _value_for(schema: Mapping[str, Any], name: str, message: str, entity: str |
     kind = schema.get("type")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "string")
-    if "enum" in schema and schema["enum"]:
+    if schema.get("enum"):
         for option in schema["enum"]:
             if str(option).lower() in message.lower():
                 return option
