@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import io
 import math
 from dataclasses import dataclass
 
 import httpx
-from PIL import Image, UnidentifiedImageError
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
 PALETTE: dict[str, tuple[int, int, int]] = {
     "red": (220, 30, 30),
@@ -44,14 +46,16 @@ class ImageFacts:
     left: str
     right: str
     digest: str
+    text: str = ""
 
     def describe(self) -> str:
-        """A short description: size and colours."""
+        """A short description: size, colours, and any text the picture shows."""
         if self.left != self.right:
             colours = f"the left half is {self.left} and the right half is {self.right}"
         else:
             colours = f"it is mostly {self.colour}"
-        return f"a {self.width}x{self.height} picture; {colours}"
+        shown = f'; it shows the text "{self.text}"' if self.text else ""
+        return f"a {self.width}x{self.height} picture; {colours}{shown}"
 
     @property
     def tokens(self) -> int:
@@ -88,7 +92,89 @@ def facts_from_bytes(data: bytes) -> ImageFacts:
 
     digest = hashlib.sha256(rgb.tobytes()).hexdigest()[:16]
     return ImageFacts(width=w, height=h, mode=mode, colour=_dominant(rgb), left=_dominant(left),
-                      right=_dominant(right), digest=digest)
+                      right=_dominant(right), digest=digest, text=read_text(rgb))
+
+
+# A very small OCR for dark glyphs on a light background: column segmentation, then the nearest
+# template among digits and capital letters drawn with Pillow's bundled font. It reads pixels; it
+# knows nothing about the suite's images.
+_GLYPHS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_GRID = (12, 16)
+_OCR_MAX_WIDTH = 1024
+
+
+def _glyph_vector(ink: np.ndarray) -> tuple[np.ndarray, float] | None:
+    rows = np.flatnonzero(ink.any(axis=1))
+    cols = np.flatnonzero(ink.any(axis=0))
+    if rows.size == 0 or cols.size == 0:
+        return None
+    box = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    img = Image.fromarray((box * 255).astype(np.uint8)).resize(_GRID, Image.Resampling.BOX)
+    vec = np.asarray(img) >= 96
+    return vec, box.shape[1] / box.shape[0]
+
+
+@functools.lru_cache(maxsize=1)
+def _templates() -> tuple[tuple[str, np.ndarray, float], ...]:
+    font = ImageFont.load_default(size=64)
+    out = []
+    for ch in _GLYPHS:
+        img = Image.new("L", (120, 120), 255)
+        ImageDraw.Draw(img).text((20, 10), ch, fill=0, font=font)
+        found = _glyph_vector(np.asarray(img) < 128)
+        if found is not None:
+            out.append((ch, found[0], found[1]))
+    return tuple(out)
+
+
+def read_text(rgb: Image.Image) -> str:
+    """Digits and capital letters printed dark on a light background, left to right ("" if none)."""
+    gray = rgb.convert("L")
+    if gray.width > _OCR_MAX_WIDTH:
+        gray = gray.resize((_OCR_MAX_WIDTH, max(1, gray.height * _OCR_MAX_WIDTH // gray.width)),
+                           Image.Resampling.BOX)
+    px = np.asarray(gray)
+    ink = px < 128
+    ink_share, light_share = float(ink.mean()), float((px >= 200).mean())
+    if not (0.003 <= ink_share <= 0.4 and light_share >= 0.55 and ink_share + light_share >= 0.9):
+        return ""
+    columns = ink.any(axis=0)
+    segments: list[tuple[int, int]] = []
+    start = None
+    for x, on in enumerate([*columns.tolist(), False]):
+        if on and start is None:
+            start = x
+        elif not on and start is not None:
+            segments.append((start, x))
+            start = None
+    if not segments or len(segments) > 64:
+        return ""
+    heights = []
+    for a, b in segments:
+        rows = np.flatnonzero(ink[:, a:b].any(axis=1))
+        heights.append(int(rows[-1] - rows[0] + 1))
+    tallest = max(heights)
+    out: list[str] = []
+    previous_end = None
+    for (a, b), h in zip(segments, heights, strict=True):
+        if h < 0.4 * tallest:
+            continue
+        found = _glyph_vector(ink[:, a:b])
+        if found is None:
+            continue
+        vec, aspect = found
+        best, best_ch = 1.0, ""
+        for ch, tvec, taspect in _templates():
+            distance = float((vec != tvec).mean()) + 0.5 * abs(math.log(aspect / taspect))
+            if distance < best:
+                best, best_ch = distance, ch
+        if best > 0.3:
+            continue
+        if previous_end is not None and a - previous_end > 0.9 * tallest and out:
+            out.append(" ")
+        out.append(best_ch)
+        previous_end = b
+    return "".join(out).strip()
 
 
 def load_image_bytes(url: str) -> bytes:
