@@ -1,11 +1,30 @@
-"""The run's outcome as files a release manager can act on: ``report.json`` (validated by
-``data/report.schema.json``) and ``matrix.md`` (the cookbook's hardware x variant shape)."""
+"""The run's outcome as files a release manager can act on.
+
+``--lfm-report=DIR`` writes three files:
+
+* ``report.json``: versioned (``report_version``) and validated by ``data/report.schema.json``. It holds
+  the environment (SGLang versions, GPU and driver of the host that ran pytest, plugin version, time),
+  one *cell* per (hardware, variant, quantization, strategy, nodes) as the SGLang cookbook's verified
+  matrix names them, with the cell's resolved server arguments (secrets redacted), and per check its
+  outcome, duration, message and the doc section it relies on.
+* ``matrix.md``: the cookbook's shape (hardware rows x variant columns) with Verified / Failing /
+  Not run and counts, then the failures and the known (expected) failures per cell.
+* ``matrix.html``: the same matrix as one self-contained page (inline CSS and JS, no external assets):
+  coloured cells, failures listed per cell, filters by check family.
+
+The same module merges reports of several runs (one per GPU) into one matrix and compares two reports
+(:func:`diff_reports`), which ``python -m pytest_lfm diff|merge`` expose.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
 import platform
+import re
+import shutil
+import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata, resources
@@ -14,8 +33,16 @@ from typing import Any
 
 import jsonschema
 
+from pytest_lfm.errors import LfmError
+
 REPORT_VERSION = 1
 OUTCOMES = ("passed", "failed", "skipped", "xfailed", "xpassed", "error")
+FAILING_OUTCOMES = ("failed", "error", "xpassed")
+STATUSES = ("Verified", "Failing", "Not run")
+#: The hardware rows of the cookbook's verified matrix (sglang-lfm2-behaviour.md §11).
+COOKBOOK_HARDWARE = ("h100", "h200", "b200")
+DEFAULT_QUANTIZATION = "bf16"
+DEFAULT_STRATEGY = "tp1"
 
 
 @dataclass
@@ -42,10 +69,17 @@ class TargetInfo:
     sglang_version: str | None
     base_url: str
     mode: str
-    quantization: str = "bf16"
-    strategy: str = "tp1"
+    quantization: str = DEFAULT_QUANTIZATION
+    strategy: str = DEFAULT_STRATEGY
     nodes: int = 1
     server_args: dict[str, Any] = field(default_factory=dict)
+
+
+class ReportError(LfmError):
+    """A report file that cannot be read, parsed or validated."""
+
+
+# ------------------------------------------------------------------------------------------ environment
 
 
 def plugin_version() -> str:
@@ -56,31 +90,102 @@ def plugin_version() -> str:
         return "0+unknown"
 
 
-def _redact(args: Mapping[str, Any]) -> dict[str, Any]:
-    secret_words = ("key", "token", "secret", "password")
-    return {k: ("***" if any(w in k.lower() for w in secret_words) and v else v) for k, v in args.items()}
+_SECRET_WORDS = frozenset({"key", "apikey", "token", "secret", "password", "passwd", "credential",
+                           "credentials", "auth", "authorization", "bearer"})
+_SECRET_FLAG = re.compile(r"(--(?:api-key|admin-api-key|hf-token|token)[= ]+)(\S+)", re.IGNORECASE)
+_SECRET_VALUE = re.compile(r"\b(hf_[A-Za-z0-9]{16,}|sk-[A-Za-z0-9_-]{16,})\b")
 
 
-def build_report(targets: Sequence[TargetInfo], results: Iterable[CheckResult]) -> dict[str, Any]:
-    """The report document."""
-    results = list(results)
-    cells = []
-    for t in targets:
-        mine = [r for r in results if r.target == t.id]
-        counts = {o: sum(1 for r in mine if r.outcome == o) for o in OUTCOMES}
-        info = asdict(t)
-        info["server_args"] = _redact(t.server_args)
-        cells.append({**info, "counts": counts, "status": cell_status(counts),
-                      "checks": [asdict(r) for r in mine]})
-    unassigned = [asdict(r) for r in results if r.target not in {t.id for t in targets}]
+def _is_secret_key(key: str) -> bool:
+    words = [w for w in re.split(r"[^a-z0-9]+", key.lower()) if w]
+    return any(w in _SECRET_WORDS for w in words)
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return _SECRET_VALUE.sub("***", _SECRET_FLAG.sub(r"\1***", value))
+    if isinstance(value, Mapping):
+        return redact(value)
+    if isinstance(value, list | tuple):
+        return [_redact_value(v) for v in value]
+    return value
+
+
+def redact(args: Mapping[str, Any]) -> dict[str, Any]:
+    """Server args with secrets replaced by ``***``: values of keys such as ``api_key`` or ``hf_token``
+    (not ``tokenizer_path``), ``--api-key X`` inside command lines, and ``hf_…``/``sk-…`` tokens."""
+    return {str(k): ("***" if _is_secret_key(str(k)) and v else _redact_value(v)) for k, v in args.items()}
+
+
+_redact = redact  # the name earlier versions used
+
+
+def gpu_info(timeout: float = 5.0) -> dict[str, Any]:
+    """GPU names and driver of the host running pytest, from ``nvidia-smi``; ``"none"`` without one."""
+    none = {"name": "none", "driver": "none", "count": 0}
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return none
+    try:
+        out = subprocess.run([exe, "--query-gpu=name,driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=timeout, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return none
+    rows = [[p.strip() for p in line.split(",")] for line in out.stdout.strip().splitlines() if line.strip()]
+    if out.returncode != 0 or not rows:
+        return none
+    names = list(dict.fromkeys(r[0] for r in rows))
+    drivers = list(dict.fromkeys(r[1] for r in rows if len(r) > 1))
+    return {"name": ", ".join(names), "driver": ", ".join(drivers) or "unknown", "count": len(rows)}
+
+
+def environment(targets: Sequence[TargetInfo], now: str) -> dict[str, Any]:
+    """The ``environment`` block of a report."""
+    import pytest
+
     return {
-        "report_version": REPORT_VERSION,
-        "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "environment": {"plugin_version": plugin_version(), "python": platform.python_version(),
-                        "platform": platform.platform()},
-        "cells": cells,
-        "other_checks": unassigned,
+        "plugin_version": plugin_version(),
+        "pytest_version": pytest.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "sglang_versions": sorted({str(t.sglang_version or "unknown") for t in targets}),
+        "gpu": gpu_info(),
+        "time": now,
     }
+
+
+# ------------------------------------------------------------------------------------------ cells
+
+
+def _axes(t: TargetInfo) -> tuple[str, str, int]:
+    """Quantization, strategy and nodes as the cookbook names them; read from the server args where the
+    target info left the defaults (``quantization``/``dtype``, ``tp_size``, ``nnodes``)."""
+    args = t.server_args
+    quant = t.quantization
+    if quant == DEFAULT_QUANTIZATION and args.get("quantization"):
+        quant = str(args["quantization"]).lower()
+    elif quant == DEFAULT_QUANTIZATION and str(args.get("dtype", "")).lower() in ("float16", "half", "fp16"):
+        quant = "fp16"
+    strategy = t.strategy
+    tp = args.get("tp_size")
+    if strategy == DEFAULT_STRATEGY and isinstance(tp, int) and tp > 1:
+        strategy = f"tp{tp}"
+    nodes = t.nodes
+    nn = args.get("nnodes")
+    if nodes == 1 and isinstance(nn, int) and nn > 1:
+        nodes = nn
+    return quant, strategy, nodes
+
+
+def cell_key(cell: Mapping[str, Any]) -> str:
+    """``hardware/variant/quantization/strategy/nodes``: a cell's identity across runs and versions."""
+    return "/".join(str(cell[k]) for k in ("hardware", "variant", "quantization", "strategy", "nodes"))
+
+
+def count_outcomes(checks: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """Checks per outcome (every outcome present, zero where none)."""
+    checks = list(checks)
+    return {o: sum(1 for c in checks if c["outcome"] == o) for o in OUTCOMES}
 
 
 def cell_status(counts: Mapping[str, int]) -> str:
@@ -92,49 +197,627 @@ def cell_status(counts: Mapping[str, int]) -> str:
     return "Not run"
 
 
+_SUITE_PREFIX = re.compile(r"^(?:.*/)?conformance/")
+
+
+def normalize_nodeid(nodeid: str) -> str:
+    """The node id relative to the conformance suite, so runs from a checkout and from an installed
+    package compare equal (``conformance/test_x.py::t[a]`` → ``test_x.py::t[a]``)."""
+    path, sep, rest = nodeid.partition("::")
+    return _SUITE_PREFIX.sub("", path) + sep + rest
+
+
+def check_name(nodeid: str, target: str) -> str:
+    """The node id relative to the suite without the ``[target]`` parameter
+    (``conformance/test_x.py::t[case-1.2B-Instruct]`` → ``test_x.py::t[case]``)."""
+    base = normalize_nodeid(nodeid)
+    m = re.match(r"^(?P<head>.*?)\[(?P<params>.*)\]$", base)
+    if not m:
+        return base
+    params = re.sub(r"(?:^|-)" + re.escape(target) + r"(?=-|$)", "", m.group("params"), count=1).strip("-")
+    return m.group("head") + (f"[{params}]" if params else "")
+
+
+def _check_doc(r: CheckResult) -> dict[str, Any]:
+    d = asdict(r)
+    d["check"] = check_name(r.nodeid, r.target)
+    d["duration"] = max(0.0, float(r.duration))
+    return d
+
+
+def _make_cell(info: Mapping[str, Any], checks: list[dict[str, Any]]) -> dict[str, Any]:
+    counts = count_outcomes(checks)
+    cell = {**info, "counts": counts, "status": cell_status(counts), "checks": checks}
+    cell["key"] = cell_key(cell)
+    return cell
+
+
+def build_report(targets: Sequence[TargetInfo], results: Iterable[CheckResult]) -> dict[str, Any]:
+    """The report document (see ``data/report.schema.json``)."""
+    results = list(results)
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    cells = []
+    for t in targets:
+        info = asdict(t)
+        info["quantization"], info["strategy"], info["nodes"] = _axes(t)
+        info["server_args"] = redact(t.server_args)
+        info["base_url"] = _redact_value(t.base_url)
+        cells.append(_make_cell(info, [_check_doc(r) for r in results if r.target == t.id]))
+    known = {t.id for t in targets}
+    return {
+        "report_version": REPORT_VERSION,
+        "generated_at": now,
+        "environment": environment(targets, now),
+        "cells": cells,
+        "other_checks": [_check_doc(r) for r in results if r.target not in known],
+    }
+
+
+# ------------------------------------------------------------------------------------------ validation
+
+
 def report_schema() -> dict[str, Any]:
     """The JSON Schema of ``report.json``."""
     text = resources.files("pytest_lfm").joinpath("data/report.schema.json").read_text(encoding="utf-8")
     return dict(json.loads(text))
 
 
+def validate_report(report: Mapping[str, Any], source: str = "report") -> None:
+    """Raise :class:`ReportError` naming ``source`` when ``report`` does not match the schema."""
+    version = report.get("report_version") if isinstance(report, Mapping) else None
+    if isinstance(report, Mapping) and version != REPORT_VERSION:
+        raise ReportError(f"{source}: report_version {version!r} is not supported by pytest-lfm "
+                          f"{plugin_version()} (it reads version {REPORT_VERSION})",
+                          remedy="regenerate the report with this pytest-lfm, or use the pytest-lfm "
+                                 "version that wrote it")
+    try:
+        jsonschema.validate(report, report_schema())
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
+        raise ReportError(f"{source}: not a valid pytest-lfm report: at {where}: {exc.message}",
+                          remedy="pass a report.json written by `pytest --lfm-report=DIR`") from None
+
+
+def load_report(path: Path | str) -> dict[str, Any]:
+    """Read and validate a ``report.json`` (or a directory holding one)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "report.json"
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ReportError(f"{path}: cannot read the report ({exc.strerror or exc})",
+                          remedy="pass the path of a report.json written by `pytest --lfm-report=DIR`") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ReportError(f"{path}: not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})",
+                          remedy="pass a report.json written by `pytest --lfm-report=DIR`") from None
+    if not isinstance(doc, dict):
+        raise ReportError(f"{path}: not a pytest-lfm report (the top level is not an object)",
+                          remedy="pass a report.json written by `pytest --lfm-report=DIR`")
+    validate_report(doc, str(path))
+    return doc
+
+
+# ------------------------------------------------------------------------------------------ matrix.md
+
+
+def _label(cell: Mapping[str, Any]) -> str:
+    return f"{cell['quantization']} {cell['strategy']} {cell['nodes']}n"
+
+
+def _is_default_axes(cell: Mapping[str, Any]) -> bool:
+    return (cell["quantization"], cell["strategy"], cell["nodes"]) == (DEFAULT_QUANTIZATION, DEFAULT_STRATEGY, 1)
+
+
+def grid(report: Mapping[str, Any], full: bool = True) -> tuple[list[str], list[str]]:
+    """(hardware rows, variant columns). ``full``: the cookbook's rows and columns (§11) plus any seen."""
+    cells = report["cells"]
+    seen_hw = list(dict.fromkeys(str(c["hardware"]) for c in cells))
+    seen_v = list(dict.fromkeys(str(c["variant"]) for c in cells))
+    if not full:
+        return seen_hw, seen_v
+    try:
+        from pytest_lfm.variants import load_variants
+
+        matrix_variants = [v.id for v in load_variants() if v.in_verified_matrix]
+    except Exception:  # the registry is optional for reading old reports
+        matrix_variants = []
+    variants = list(dict.fromkeys([*matrix_variants, *seen_v]))
+    hardware = list(dict.fromkeys([*COOKBOOK_HARDWARE, *seen_hw]))
+    return hardware, variants
+
+
+def _counts_text(n: Mapping[str, int]) -> str:
+    parts = [f"{n['passed']} passed"]
+    if n["failed"] + n["error"]:
+        parts.append(f"{n['failed'] + n['error']} failed")
+    if n["xpassed"]:
+        parts.append(f"{n['xpassed']} unexpectedly passed")
+    if n["xfailed"]:
+        parts.append(f"{n['xfailed']} known failures")
+    if n["skipped"]:
+        parts.append(f"{n['skipped']} skipped")
+    return ", ".join(parts)
+
+
+def _first_line(text: str, limit: int = 200) -> str:
+    lines = [ln.strip() for ln in (text or "").strip().splitlines() if ln.strip()]
+    return lines[0][:limit] if lines else ""
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
 def render_matrix(report: Mapping[str, Any]) -> str:
     """``matrix.md``: hardware rows, variant columns, status with counts; failures listed per cell."""
     cells = report["cells"]
-    variants = list(dict.fromkeys(c["variant"] for c in cells))
-    hardware = list(dict.fromkeys(c["hardware"] for c in cells))
+    hardware, variants = grid(report)
+    env = report["environment"]
+    versions = env.get("sglang_versions") or sorted({str(c["sglang_version"]) for c in cells})
     lines = ["# LFM2.5 on SGLang: conformance matrix", ""]
-    versions = sorted({str(c["sglang_version"]) for c in cells})
-    lines.append(f"SGLang {', '.join(versions)} · pytest-lfm {report['environment']['plugin_version']} · "
-                 f"{report['generated_at']}")
+    lines.append(f"SGLang {', '.join(versions) or 'unknown'} · pytest-lfm {env['plugin_version']} · "
+                 f"GPU {env.get('gpu', {}).get('name', 'unknown')} · {report['generated_at']}")
+    if cells and all(_is_default_axes(c) for c in cells):
+        lines += ["", "All cells: BF16, TP=1, single node (the cookbook's recipe)."]
     lines += ["", "| hardware | " + " | ".join(variants) + " |", "|---|" + "---|" * len(variants)]
     for hw in hardware:
         row = [hw]
         for v in variants:
-            cell = next((c for c in cells if c["hardware"] == hw and c["variant"] == v), None)
-            if cell is None:
+            mine = [c for c in cells if c["hardware"] == hw and c["variant"] == v]
+            if not mine:
                 row.append("Not run")
                 continue
-            n = cell["counts"]
-            row.append(f"{cell['status']} ({n['passed']} passed, {n['failed'] + n['error']} failed, "
-                       f"{n['skipped']} skipped, {n['xfailed']} xfailed)")
+            texts = []
+            for c in mine:
+                prefix = "" if _is_default_axes(c) else f"{_label(c)}: "
+                texts.append(f"{prefix}**{c['status']}** ({_counts_text(c['counts'])})")
+            row.append("<br>".join(texts))
         lines.append("| " + " | ".join(row) + " |")
-    failures = [(c, r) for c in cells for r in c["checks"] if r["outcome"] in ("failed", "error", "xpassed")]
+    failures = [(c, r) for c in cells for r in c["checks"] if r["outcome"] in FAILING_OUTCOMES]
     if failures:
         lines += ["", "## Failures", ""]
         for c, r in failures:
-            first = (r["message"] or "").strip().splitlines()[:1]
-            lines.append(f"- **{c['hardware']} / {c['variant']}** `{r['nodeid']}` ({r['outcome']})"
-                         + (f": {first[0][:200]}" if first else ""))
+            first = _first_line(r["message"])
+            how = "unexpectedly passed: remove its known-failure entry" if r["outcome"] == "xpassed" else r["outcome"]
+            lines.append(f"- **{c['hardware']} / {c['variant']}** `{r['nodeid']}` ({how})"
+                         + (f": {_md(first)}" if first else "")
+                         + (f" [{r['section']}]" if r.get("section") else ""))
+    known = [(c, r) for c in cells for r in c["checks"] if r["outcome"] == "xfailed"]
+    if known:
+        lines += ["", "## Known failures (strict expected failures)", ""]
+        for c, r in known:
+            lines.append(f"- **{c['hardware']} / {c['variant']}** `{r['nodeid']}`: {_md(_first_line(r['message'], 300))}")
     return "\n".join(lines) + "\n"
 
 
-def write_report(directory: Path, targets: Sequence[TargetInfo], results: Iterable[CheckResult]) -> Path:
-    """Write ``report.json`` (schema-checked) and ``matrix.md`` into ``directory``."""
+# ------------------------------------------------------------------------------------------ matrix.html
+
+_CSS = """
+:root { --ok:#1f7a3a; --ok-bg:#e3f4e8; --bad:#b42318; --bad-bg:#fde7e5; --none:#667085; --none-bg:#f2f4f7;
+        --line:#d0d5dd; --ink:#101828; --muted:#475467; }
+* { box-sizing: border-box; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; color: var(--ink);
+       margin: 24px 32px; background: #fff; }
+h1 { font-size: 22px; margin: 0 0 4px; }
+h2 { font-size: 17px; margin: 28px 0 8px; }
+h3 { font-size: 15px; margin: 18px 0 6px; }
+.meta { color: var(--muted); margin: 0 0 16px; }
+.meta span { margin-right: 14px; white-space: nowrap; }
+fieldset.filters { border: 1px solid var(--line); border-radius: 8px; padding: 8px 12px; margin: 0 0 16px; }
+fieldset.filters legend { color: var(--muted); padding: 0 4px; }
+fieldset.filters label { margin-right: 14px; white-space: nowrap; cursor: pointer; }
+fieldset.filters button { margin-left: 4px; font: inherit; padding: 1px 8px; }
+table.matrix { border-collapse: separate; border-spacing: 4px; }
+table.matrix th { text-align: left; font-weight: 600; padding: 6px 8px; color: var(--muted); }
+table.matrix th.hw { text-transform: uppercase; color: var(--ink); }
+td.cell { min-width: 118px; padding: 8px 10px; border-radius: 8px; vertical-align: top; border: 1px solid; }
+td.cell .status { font-weight: 700; display: block; }
+td.cell .counts { font-size: 12px; display: block; }
+td.cell .axes { font-size: 11px; color: var(--muted); display: block; }
+td.cell a { color: inherit; }
+.status-verified { background: var(--ok-bg); border-color: #9fd9b1; color: var(--ok); }
+.status-failing { background: var(--bad-bg); border-color: #f5b3ab; color: var(--bad); }
+.status-not-run { background: var(--none-bg); border-color: var(--line); color: var(--none); }
+.legend span { display: inline-block; padding: 1px 8px; border-radius: 6px; margin-right: 8px; border: 1px solid; }
+section.cell-detail { border: 1px solid var(--line); border-radius: 8px; padding: 4px 14px 10px; margin: 10px 0; }
+section.cell-detail h3 .badge { font-size: 12px; padding: 1px 8px; border-radius: 6px; border: 1px solid;
+                                margin-left: 6px; }
+ul.failures, ul.known { padding-left: 18px; margin: 6px 0; }
+ul.failures li, ul.known li { margin: 4px 0; }
+code { font: 12.5px ui-monospace, "DejaVu Sans Mono", monospace; background: #f2f4f7; padding: 0 3px;
+       border-radius: 4px; }
+.outcome { font-weight: 600; }
+.outcome-failed, .outcome-error, .outcome-xpassed { color: var(--bad); }
+.outcome-xfailed { color: var(--none); }
+.msg { display: block; color: var(--muted); white-space: pre-wrap; font-size: 12.5px; margin-top: 2px; }
+.section-ref { color: var(--muted); font-size: 12px; }
+.none { color: var(--muted); }
+details { margin: 6px 0; }
+table.args { border-collapse: collapse; font-size: 12.5px; }
+table.args td { border-top: 1px solid #eaecf0; padding: 2px 10px 2px 0; vertical-align: top; }
+.hidden { display: none !important; }
+"""
+
+_JS = """
+(function () {
+  var boxes = Array.prototype.slice.call(document.querySelectorAll('input[data-family-filter]'));
+  function chosen() {
+    var on = {};
+    boxes.forEach(function (b) { if (b.checked) { on[b.value] = true; } });
+    return on;
+  }
+  function statusOf(n) {
+    if (n.failed || n.error || n.xpassed) { return 'Failing'; }
+    if (n.passed) { return 'Verified'; }
+    return 'Not run';
+  }
+  function countsText(n) {
+    var parts = [n.passed + ' passed'];
+    if (n.failed + n.error) { parts.push((n.failed + n.error) + ' failed'); }
+    if (n.xpassed) { parts.push(n.xpassed + ' unexpectedly passed'); }
+    if (n.xfailed) { parts.push(n.xfailed + ' known'); }
+    if (n.skipped) { parts.push(n.skipped + ' skipped'); }
+    return parts.join(' \\u00b7 ');
+  }
+  function apply() {
+    var on = chosen();
+    document.querySelectorAll('td.cell[data-families]').forEach(function (td) {
+      var fams = JSON.parse(td.getAttribute('data-families'));
+      var n = {passed: 0, failed: 0, skipped: 0, xfailed: 0, xpassed: 0, error: 0};
+      Object.keys(fams).forEach(function (f) {
+        if (!on[f]) { return; }
+        Object.keys(n).forEach(function (k) { n[k] += fams[f][k] || 0; });
+      });
+      var st = statusOf(n);
+      td.classList.remove('status-verified', 'status-failing', 'status-not-run');
+      td.classList.add('status-' + st.toLowerCase().replace(' ', '-'));
+      td.setAttribute('data-status', st);
+      td.querySelector('.status').textContent = st;
+      td.querySelector('.counts').textContent = countsText(n);
+    });
+    document.querySelectorAll('li[data-family]').forEach(function (li) {
+      li.classList.toggle('hidden', !on[li.getAttribute('data-family')]);
+    });
+    document.querySelectorAll('section.cell-detail').forEach(function (sec) {
+      var shown = sec.querySelectorAll('ul.failures li:not(.hidden)').length;
+      var empty = sec.querySelector('.no-failures');
+      if (empty) { empty.classList.toggle('hidden', shown > 0); }
+    });
+    document.body.setAttribute('data-filtered', Object.keys(on).sort().join(','));
+  }
+  boxes.forEach(function (b) { b.addEventListener('change', apply); });
+  var all = document.getElementById('families-all');
+  var none = document.getElementById('families-none');
+  if (all) { all.addEventListener('click', function () { boxes.forEach(function (b) { b.checked = true; }); apply(); }); }
+  if (none) { none.addEventListener('click', function () { boxes.forEach(function (b) { b.checked = false; }); apply(); }); }
+  apply();
+  document.body.setAttribute('data-ready', 'true');
+})();
+"""
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")
+
+
+def _status_class(status: str) -> str:
+    return "status-" + status.lower().replace(" ", "-")
+
+
+def _family_label(family: str) -> str:
+    return family.removeprefix("test_") or "(none)"
+
+
+def render_html(report: Mapping[str, Any]) -> str:
+    """``matrix.html``: one self-contained page (inline CSS and JS) with the matrix, failures per cell,
+    and check-family filters that recompute the cells' status in the browser."""
+    cells = report["cells"]
+    env = report["environment"]
+    hardware, variants = grid(report)
+    families = sorted({str(r["family"]) for c in cells for r in c["checks"]})
+    gpu = env.get("gpu", {})
+    versions = env.get("sglang_versions") or sorted({str(c["sglang_version"]) for c in cells})
+    out: list[str] = [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        "<title>LFM2.5 on SGLang: conformance matrix</title>", f"<style>{_CSS}</style></head>",
+        f'<body data-report-version="{_e(report["report_version"])}">',
+        "<h1>LFM2.5 on SGLang: conformance matrix</h1>",
+        '<p class="meta">'
+        f"<span>SGLang <b>{_e(', '.join(versions) or 'unknown')}</b></span>"
+        f"<span>pytest-lfm {_e(env.get('plugin_version', '?'))}</span>"
+        f"<span>GPU {_e(gpu.get('name', 'unknown'))} (driver {_e(gpu.get('driver', 'unknown'))})</span>"
+        f"<span>generated {_e(report['generated_at'])}</span></p>",
+    ]
+    if families:
+        out.append('<fieldset class="filters" id="filters"><legend>Check families</legend>')
+        for f in families:
+            out.append(f'<label><input type="checkbox" checked data-family-filter value="{_e(f)}"> '
+                       f"{_e(_family_label(f))}</label>")
+        out.append('<button type="button" id="families-all">all</button>'
+                   '<button type="button" id="families-none">none</button></fieldset>')
+    out.append('<p class="legend"><span class="status-verified">Verified: every check that ran passed</span>'
+               '<span class="status-failing">Failing: a check failed or a known failure passed</span>'
+               '<span class="status-not-run">Not run</span></p>')
+    out.append('<table class="matrix" id="matrix"><thead><tr><th></th>')
+    out += [f'<th scope="col">{_e(v)}</th>' for v in variants]
+    out.append("</tr></thead><tbody>")
+    for hw in hardware:
+        out.append(f'<tr><th scope="row" class="hw">{_e(hw)}</th>')
+        for v in variants:
+            mine = [c for c in cells if c["hardware"] == hw and c["variant"] == v]
+            if not mine:
+                out.append(f'<td class="cell status-not-run" data-hardware="{_e(hw)}" data-variant="{_e(v)}" '
+                           'data-status="Not run"><span class="status">Not run</span>'
+                           '<span class="counts">no results</span></td>')
+                continue
+            for c in mine:
+                fams: dict[str, dict[str, int]] = {}
+                for r in c["checks"]:
+                    fams.setdefault(str(r["family"]), dict.fromkeys(OUTCOMES, 0))[r["outcome"]] += 1
+                axes = "" if _is_default_axes(c) else f'<span class="axes">{_e(_label(c))}</span>'
+                out.append(
+                    f'<td class="cell {_status_class(c["status"])}" id="cell-{_e(_slug(c["key"]))}" '
+                    f'data-key="{_e(c["key"])}" data-hardware="{_e(hw)}" data-variant="{_e(v)}" '
+                    f'data-status="{_e(c["status"])}" data-families="{_e(json.dumps(fams, sort_keys=True))}">'
+                    f'<a href="#detail-{_e(_slug(c["key"]))}"><span class="status">{_e(c["status"])}</span></a>'
+                    f'<span class="counts">{_e(_counts_text(c["counts"]))}</span>{axes}</td>')
+        out.append("</tr>")
+    out.append("</tbody></table>")
+    out.append("<h2>Cells</h2>")
+    if not cells:
+        out.append('<p class="none">No cells: the run had no targets.</p>')
+    for c in cells:
+        slug = _slug(c["key"])
+        out.append(f'<section class="cell-detail" id="detail-{_e(slug)}" data-key="{_e(c["key"])}">'
+                   f'<h3>{_e(c["hardware"])} / {_e(c["variant"])} '
+                   f'<span class="badge {_status_class(c["status"])}">{_e(c["status"])}</span></h3>'
+                   f'<div class="section-ref">{_e(c["quantization"])} · {_e(c["strategy"])} · '
+                   f'{_e(c["nodes"])} node(s) · SGLang {_e(c["sglang_version"] or "unknown")} · '
+                   f'{_e(c["mode"])} {_e(c["base_url"])}</div>')
+        failing = [r for r in c["checks"] if r["outcome"] in FAILING_OUTCOMES]
+        out.append('<ul class="failures">')
+        for r in failing:
+            what = "unexpectedly passed (remove its known-failure entry)" if r["outcome"] == "xpassed" else r["outcome"]
+            sec = f' <span class="section-ref">{_e(r["section"])}</span>' if r.get("section") else ""
+            out.append(f'<li data-family="{_e(r["family"])}" data-outcome="{_e(r["outcome"])}">'
+                       f'<code>{_e(r.get("check") or r["nodeid"])}</code> '
+                       f'<span class="outcome outcome-{_e(r["outcome"])}">{_e(what)}</span>{sec}'
+                       f'<span class="msg">{_e(_first_line(r["message"], 400))}</span></li>')
+        out.append("</ul>")
+        out.append(f'<p class="none no-failures{" hidden" if failing else ""}">No failures.</p>')
+        known = [r for r in c["checks"] if r["outcome"] == "xfailed"]
+        if known:
+            out.append('<details><summary>Known failures (strict expected failures): '
+                       f'{len(known)}</summary><ul class="known">')
+            out += [f'<li data-family="{_e(r["family"])}"><code>{_e(r.get("check") or r["nodeid"])}</code>'
+                    f'<span class="msg">{_e(_first_line(r["message"], 400))}</span></li>' for r in known]
+            out.append("</ul></details>")
+        if c["server_args"]:
+            out.append("<details><summary>Resolved server args</summary><table class=\"args\">")
+            out += [f"<tr><td><code>{_e(k)}</code></td><td>{_e(json.dumps(v, ensure_ascii=False, default=str))}</td></tr>"
+                    for k, v in sorted(c["server_args"].items())]
+            out.append("</table></details>")
+        out.append("</section>")
+    out.append(f"<script>{_JS}</script></body></html>")
+    return "\n".join(out) + "\n"
+
+
+# ------------------------------------------------------------------------------------------ files
+
+
+def write_report_files(directory: Path, report: Mapping[str, Any]) -> Path:
+    """Validate ``report`` and write ``report.json``, ``matrix.md`` and ``matrix.html`` into ``directory``."""
+    validate_report(report, "the report being written")
     directory.mkdir(parents=True, exist_ok=True)
-    report = build_report(targets, results)
-    jsonschema.validate(report, report_schema())
     (directory / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n",
                                            encoding="utf-8")
     (directory / "matrix.md").write_text(render_matrix(report), encoding="utf-8")
+    (directory / "matrix.html").write_text(render_html(report), encoding="utf-8")
     return directory / "report.json"
+
+
+def write_report(directory: Path, targets: Sequence[TargetInfo], results: Iterable[CheckResult]) -> Path:
+    """Write ``report.json`` (schema-checked), ``matrix.md`` and ``matrix.html`` into ``directory``."""
+    return write_report_files(directory, build_report(targets, results))
+
+
+# ------------------------------------------------------------------------------------------ merge
+
+
+def merge_reports(reports: Sequence[tuple[str, Mapping[str, Any]]]) -> tuple[dict[str, Any], list[str]]:
+    """Combine reports (``(source name, report)``) of several runs, e.g. one per GPU, into one report.
+
+    Cells with the same key are combined; a check present in several of them keeps the last source's
+    result. Returns the merged report and warnings naming each overridden check."""
+    if not reports:
+        raise ReportError("nothing to merge", remedy="pass two or more report.json files")
+    warnings: list[str] = []
+    merged: dict[str, dict[str, Any]] = {}
+    checks: dict[str, dict[str, dict[str, Any]]] = {}
+    origin: dict[tuple[str, str], str] = {}
+    other: list[dict[str, Any]] = []
+    for source, rep in reports:
+        for cell in rep["cells"]:
+            key = cell_key(cell)
+            base = {k: v for k, v in cell.items() if k not in ("counts", "status", "checks", "key")}
+            if key in merged and merged[key].get("sglang_version") != base.get("sglang_version"):
+                warnings.append(f"cell {key}: SGLang {merged[key].get('sglang_version')} in "
+                                f"{origin.get((key, ''), '?')} and {base.get('sglang_version')} in {source}; "
+                                "keeping the later")
+            merged[key] = base
+            origin[(key, "")] = source
+            mine = checks.setdefault(key, {})
+            for r in cell["checks"]:
+                nid = normalize_nodeid(r["nodeid"])
+                if nid in mine:
+                    warnings.append(f"{key}: {r['nodeid']} is in {origin[(key, nid)]} and {source}; "
+                                    f"keeping {source} ({r['outcome']})")
+                mine[nid] = dict(r)
+                origin[(key, nid)] = source
+        other += [dict(r) for r in rep.get("other_checks", [])]
+    cells = [_make_cell(info, list(checks[key].values())) for key, info in merged.items()]
+    envs = [rep["environment"] for _, rep in reports]
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    gpus = list(dict.fromkeys(str(e.get("gpu", {}).get("name", "unknown")) for e in envs))
+    drivers = list(dict.fromkeys(str(e.get("gpu", {}).get("driver", "unknown")) for e in envs))
+    env = {
+        **envs[-1],
+        "plugin_version": plugin_version(),
+        "sglang_versions": sorted({str(c["sglang_version"] or "unknown") for c in cells}),
+        "gpu": {"name": ", ".join(gpus), "driver": ", ".join(drivers),
+                "count": sum(int(e.get("gpu", {}).get("count", 0)) for e in envs)},
+        "time": now,
+        "merged_from": [{"source": s, "generated_at": r["generated_at"], "environment": r["environment"]}
+                        for s, r in reports],
+    }
+    return {"report_version": REPORT_VERSION, "generated_at": now, "environment": env, "cells": cells,
+            "other_checks": other}, warnings
+
+
+# ------------------------------------------------------------------------------------------ diff
+
+
+@dataclass
+class Change:
+    """One check (or cell) whose result differs between two reports."""
+
+    cell: str
+    nodeid: str
+    old: str
+    new: str
+    message: str = ""
+    detail: str = ""
+
+
+@dataclass
+class ReportDiff:
+    """Differences between an old and a new report, by category."""
+
+    regressions: list[Change] = field(default_factory=list)
+    new_failures: list[Change] = field(default_factory=list)
+    fixes: list[Change] = field(default_factory=list)
+    newly_skipped: list[Change] = field(default_factory=list)
+    changed: list[Change] = field(default_factory=list)
+    newly_failing_cells: list[Change] = field(default_factory=list)
+    added: list[Change] = field(default_factory=list)
+    removed: list[Change] = field(default_factory=list)
+
+    @property
+    def has_regression(self) -> bool:
+        """A check went from passed to failed/error, or a cell became Failing through failures."""
+        return bool(self.regressions or self.newly_failing_cells)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The categories as plain data (for ``--json``)."""
+        d: dict[str, Any] = asdict(self)
+        d["regression"] = self.has_regression
+        return d
+
+
+_CATEGORY_TITLES = (
+    ("regressions", "Regressions (passed before, failing now)"),
+    ("newly_failing_cells", "Newly failing cells"),
+    ("new_failures", "Other new failures (not passing before)"),
+    ("fixes", "Fixes (failing before, passing now; an unexpected pass means a known failure is fixed)"),
+    ("newly_skipped", "Newly skipped"),
+    ("changed", "Changed behaviour (same outcome, different message or statistic)"),
+    ("added", "New checks"),
+    ("removed", "Checks no longer run"),
+)
+
+
+def _index(report: Mapping[str, Any]) -> tuple[dict[str, Mapping[str, Any]], dict[tuple[str, str], Mapping[str, Any]]]:
+    cells = {cell_key(c): c for c in report["cells"]}
+    checks = {(k, normalize_nodeid(r["nodeid"])): r for k, c in cells.items() for r in c["checks"]}
+    return cells, checks
+
+
+def _stat(r: Mapping[str, Any]) -> Any:
+    return r.get("properties", {}).get("lfm_statistic")
+
+
+def diff_reports(old: Mapping[str, Any], new: Mapping[str, Any]) -> ReportDiff:
+    """Compare two reports check by check (matched on cell key and suite-relative node id)."""
+    out = ReportDiff()
+    old_cells, old_checks = _index(old)
+    new_cells, new_checks = _index(new)
+    bad = ("failed", "error")
+    for key, r in new_checks.items():
+        cell, nid = key
+        now = r["outcome"]
+        msg = _first_line(r.get("message", ""), 300)
+        before = old_checks.get(key)
+        if before is None:
+            change = Change(cell, nid, "absent", now, msg)
+            (out.new_failures if now in bad else out.added).append(change)
+            continue
+        was = before["outcome"]
+        if now in bad and was == "passed":
+            out.regressions.append(Change(cell, nid, was, now, msg))
+        elif now in bad and was not in bad:
+            out.new_failures.append(Change(cell, nid, was, now, msg))
+        elif (was in bad or was == "xfailed") and now in ("passed", "xpassed"):
+            out.fixes.append(Change(cell, nid, was, now, msg))
+        elif was == "xpassed" and now == "passed":
+            out.fixes.append(Change(cell, nid, was, now, "the known-failure entry was removed"))
+        elif now == "skipped" and was != "skipped":
+            out.newly_skipped.append(Change(cell, nid, was, now, msg))
+        elif now == was:
+            old_msg = _first_line(before.get("message", ""), 300)
+            if old_msg != msg:
+                out.changed.append(Change(cell, nid, was, now, msg, f"message was: {old_msg or '(none)'}"))
+            elif _stat(before) != _stat(r):
+                out.changed.append(Change(cell, nid, was, now, msg,
+                                          f"statistic {_stat(before)!r} → {_stat(r)!r}"))
+        elif now in bad:
+            out.new_failures.append(Change(cell, nid, was, now, msg))
+        else:
+            out.changed.append(Change(cell, nid, was, now, msg))
+    for key, r in old_checks.items():
+        if key not in new_checks:
+            out.removed.append(Change(key[0], key[1], r["outcome"], "absent"))
+    for key, c in new_cells.items():
+        before_cell = old_cells.get(key)
+        was = before_cell["status"] if before_cell else "absent"
+        if c["status"] == "Failing" and was != "Failing" and (c["counts"]["failed"] or c["counts"]["error"]):
+            n = c["counts"]
+            out.newly_failing_cells.append(Change(key, "", was, "Failing",
+                                                  f"{n['failed'] + n['error']} failed, {n['passed']} passed"))
+    return out
+
+
+def _versions(report: Mapping[str, Any]) -> str:
+    vs = report["environment"].get("sglang_versions") or sorted({str(c["sglang_version"]) for c in report["cells"]})
+    return ", ".join(vs) or "unknown"
+
+
+def render_diff(diff: ReportDiff, old: Mapping[str, Any], new: Mapping[str, Any],
+                old_name: str = "OLD", new_name: str = "NEW") -> str:
+    """A readable list per category, then a one-line verdict."""
+    lines = [f"pytest-lfm diff: {old_name} (SGLang {_versions(old)}, {old['generated_at']}) → "
+             f"{new_name} (SGLang {_versions(new)}, {new['generated_at']})"]
+    for attr, title in _CATEGORY_TITLES:
+        items: list[Change] = getattr(diff, attr)
+        if not items:
+            continue
+        lines += ["", f"{title}: {len(items)}"]
+        for c in items:
+            what = f"{c.cell}" + (f"  {c.nodeid}" if c.nodeid else "")
+            lines.append(f"  - {what}: {c.old} → {c.new}")
+            if c.message:
+                lines.append(f"      {c.message}")
+            if c.detail:
+                lines.append(f"      ({c.detail})")
+    counts = {attr: len(getattr(diff, attr)) for attr, _ in _CATEGORY_TITLES}
+    summary = ", ".join(f"{n} {attr.replace('_', ' ')}" for attr, n in counts.items() if n) or "no differences"
+    verdict = "REGRESSION" if diff.has_regression else "no regression"
+    lines += ["", f"{verdict}: {summary}"]
+    return "\n".join(lines) + "\n"

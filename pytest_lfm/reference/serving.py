@@ -10,7 +10,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import jsonschema
@@ -40,6 +40,13 @@ class ServerState:
     context_length: int | None = None
     first_image: ImageFacts | None = None
     started: float = field(default_factory=time.time)
+    # vision (§6): the GPU the emulated launch runs on (None: not known), the image cache (by content
+    # digest, as SGLang's multimodal cache keys images), image requests served, and the wedge flag of
+    # the ``bad_media_wedges`` fault.
+    hardware: str | None = None
+    image_cache: dict[str, ImageFacts] = field(default_factory=dict)
+    image_requests: int = 0
+    media_wedged: bool = False
 
     @property
     def model_name(self) -> str:
@@ -200,8 +207,13 @@ def _check_tools(body: Mapping[str, Any]) -> tuple[list[dict[str, Any]], Any]:
 
 def collect_images(messages: Sequence[Mapping[str, Any]], st: ServerState) -> list[ImageFacts]:
     """Decode every image part (raises MediaError / ClientError as SGLang does)."""
+    f = st.faults
+    if st.media_wedged:
+        raise ClientError("Internal server error: the scheduler died after a media error",
+                          type_="InternalServerError", status=500)
     facts: list[ImageFacts] = []
-    for m in messages:
+    last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
+    for n, m in enumerate(messages):
         content = m.get("content")
         if not isinstance(content, list):
             continue
@@ -209,20 +221,50 @@ def collect_images(messages: Sequence[Mapping[str, Any]], st: ServerState) -> li
             if not isinstance(part, Mapping) or part.get("type") != "image_url":
                 continue
             if not st.variant.supports("vision"):
+                if "text_only_accepts_image" in f:
+                    continue
                 raise ClientError(
                     "Model only supports text input; received unsupported content type 'image_url'."
                 )
             url = (part.get("image_url") or {}).get("url") if isinstance(part.get("image_url"), Mapping) else None
             if not isinstance(url, str) or not url:
                 raise ClientError("image_url.url is required", type_="Bad Request")
-            facts.append(facts_from_bytes(load_image_bytes(url)))
-    if "image_dropped" in st.faults:
+            try:
+                img = facts_from_bytes(load_image_bytes(url))
+            except MediaError:
+                if "bad_media_wedges" in f:
+                    st.media_wedged = True
+                raise
+            if "image_history_dropped" in f and n != last_user:
+                continue
+            facts.append(_cached(img, st))
+    if facts:
+        st.image_requests += 1
+        if "image_load_oom" in f and st.image_requests > 24:
+            raise ClientError("Internal server error: CUDA out of memory while allocating the image features",
+                              type_="InternalServerError", status=500)
+    if "image_dropped" in f:
         return []
     if "image_stale" in st.faults and facts:
         if st.first_image is None:
             st.first_image = facts[0]
         facts = [st.first_image for _ in facts]
     return facts
+
+
+def _cached(img: ImageFacts, st: ServerState) -> ImageFacts:
+    """The image through the multimodal cache (faults: a key that collides, a corrupted hit)."""
+    key = img.digest
+    if "image_cache_collision" in st.faults:
+        key = f"{img.width}x{img.height}"  # keyed by shape only: same-size images collide
+    hit = st.image_cache.get(key)
+    if hit is None:
+        st.image_cache[key] = img
+        return img
+    if "image_cache_hit_corrupt" in st.faults:
+        wrong = "black" if hit.colour == "gray" else "gray"
+        return replace(hit, colour=wrong, left=wrong, right=wrong, text="")
+    return hit
 
 
 def prompt_ids_for(text: str, images: Sequence[ImageFacts], st: ServerState) -> list[int]:
@@ -264,6 +306,9 @@ def prepare_chat(body: Mapping[str, Any], st: ServerState) -> tuple[list[int], l
     if parsing:
         params.skip_special_tokens = False
     images = collect_images(messages, st)
+    if images and tools and "image_tools_500" in st.faults:
+        raise ClientError("Internal server error: image features and tool schemas in one batch",
+                          type_="InternalServerError", status=500)
     rendered_tools = tools if parsing else None
     if isinstance(choice, Mapping) and rendered_tools:
         rendered_tools = [t for t in tools if t["function"]["name"] == choice["function"]["name"]]
@@ -742,7 +787,7 @@ def server_info(st: ServerState) -> dict[str, Any]:
         "model_path": v.hf_path, "tokenizer_path": v.hf_path, "served_model_name": v.hf_path,
         "context_length": st.context, "dtype": "auto", "tp_size": 1, "trust_remote_code": True,
         "tool_call_parser": v.tool_call_parser, "reasoning_parser": v.reasoning_parser,
-        "attention_backend": "reference", "mm_attention_backend": "reference" if v.supports("vision") else None,
+        "attention_backend": "reference", "mm_attention_backend": _mm_attention_backend(st),
         "mem_fraction_static": v.recipe.mem_fraction_static, "chunked_prefill_size": 8192,
         "disable_radix_cache": False, "enable_torch_compile": False, "random_seed": 0,
         "api_key": None if st.api_key is None else "***", "launch_command": "python -m pytest_lfm.reference",
@@ -772,9 +817,23 @@ def models_list(st: ServerState) -> dict[str, Any]:
                                         "max_model_len": st.context}]}
 
 
+def _mm_attention_backend(st: ServerState) -> str | None:
+    """``--mm-attention-backend`` as the cookbook recipe sets it for the emulated GPU (§6, §11)."""
+    if not st.variant.supports("vision"):
+        return None
+    if st.hardware is None:
+        return "reference"
+    if "mm_attention_default" in st.faults:
+        return "triton_attn"
+    from pytest_lfm.hardware import get_hardware
+
+    return get_hardware(st.hardware).mm_attention_backend
+
+
 def media_error(exc: MediaError, st: ServerState) -> ClientError:
-    """SGLang 0.5.23 maps client media errors to 400 (0.5.10 answered 500)."""
+    """SGLang 0.5.23 maps client media errors to 400 (0.5.10 answered 500: ``RuntimeError``)."""
     message = f"An exception occurred while loading multimodal data: {exc}"
-    if "bad_media_500" in st.faults:
+    old = lfm2.parse_version(st.version)
+    if "bad_media_500" in st.faults or (old is not None and old < lfm2.parse_version("0.5.23")):  # type: ignore[operator]
         return ClientError("Internal server error: " + message, type_="InternalServerError", status=500)
     return ClientError(message)
