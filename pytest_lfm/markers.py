@@ -72,7 +72,7 @@ def skip_reason(name: str, args: tuple[Any, ...], target: Target) -> str | None:
                     f"{', '.join(sorted(target.variant.capabilities))}")
         if "real_weights" in args and not target.real_weights:
             what = "the reference server" if target.is_reference else "a fixture checkpoint"
-            return f"needs real weights; {target.id} is {what} (random weights)"
+            return f"needs real weights; {target.id} is served by {what} (random weights)"
     elif name == "lfm_hardware":
         if target.hardware not in args:
             found = target.hardware if target.hardware != UNKNOWN else "unknown hardware"

@@ -14,7 +14,7 @@ from pytest_lfm.hardware import UNKNOWN, detect_local_gpu
 from pytest_lfm.server.base import Target
 from pytest_lfm.server.http import probe
 from pytest_lfm.server.reference import ReferenceProcess, start_many
-from pytest_lfm.variants import detect_variant, get_variant, select_variants, variant_ids
+from pytest_lfm.variants import detect_variant, get_variant, is_fixture_checkpoint, select_variants, variant_ids
 
 REFERENCE_VERSION = "0.5.23"
 _LOCAL_HOSTS = ("localhost", "127.", "[::1]", "0.0.0.0")
@@ -62,6 +62,7 @@ def build_targets(cfg: LfmConfig, start_reference: bool = True) -> TargetSet:
                 variant=variant, base_url=spec.url, kind="attach", version=result.version,
                 hardware=hardware, model=(result.models[0] if result.models else result.model_path),
                 server_args=result.server_info, model_info=result.model_info, api_key=cfg.api_key,
+                random_weights=is_fixture_checkpoint(result.model_path),
             ))
         if reference and start_reference:
             chosen: list[str] = []

@@ -127,6 +127,16 @@ def select_variants(patterns: list[str] | tuple[str, ...]) -> list[Variant]:
     return chosen
 
 
+# Tiny random-weight checkpoints built by fixtures/models/build_fixture_models.py: a server serving one
+# stands in for a variant (declared with VARIANT=URL) and checks that need real weights skip.
+FIXTURE_CHECKPOINT_PREFIX = "tiny-lfm2"
+
+
+def is_fixture_checkpoint(model_path: str | None) -> bool:
+    """True when the served model is one of the project's random-weight fixture checkpoints."""
+    return bool(model_path) and model_path.rstrip("/").split("/")[-1].startswith(FIXTURE_CHECKPOINT_PREFIX)
+
+
 def detect_variant(model_path: str | None) -> Variant | None:
     """The variant whose HF path matches a served model path (suffix match, so local paths work)."""
     if not model_path:

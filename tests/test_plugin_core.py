@@ -205,7 +205,7 @@ def test_markers_skip_with_reasons(pytester: pytest.Pytester) -> None:
         "*only for VL-450M; server serves 1.2B-Instruct*",
         "*needs SGLang >=9.0; server reports 0.5.23*",
         "*GPU check for b200; server runs on unknown hardware*",
-        "*needs real weights; 1.2B-Instruct is the reference server (random weights)*",
+        "*needs real weights; 1.2B-Instruct is served by the reference server (random weights)*",
     ])
 
 
@@ -260,3 +260,11 @@ def test_target_without_paths_runs_the_shipped_suite(pytester: pytest.Pytester) 
                                            "-p", "no:cacheprovider", "-v")
     result.stdout.fnmatch_lines(["*test_protocol.py::test_health?350M? PASSED*"])
     assert result.ret == 0
+
+
+def test_fixture_checkpoint_means_random_weights(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_m=MARKED)
+    with fake_server(sglang_like("/work/.gpu/models/tiny-lfm2-dense")) as url:
+        result = pytester.runpytest_subprocess("test_m.py", f"--lfm-server=1.2B-Instruct={url}", "-rs",
+                                               "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["*needs real weights; 1.2B-Instruct is served by a fixture checkpoint (random weights)*"])

@@ -27,6 +27,7 @@ class Target:
     server_args: Mapping[str, Any] = field(default_factory=dict)
     model_info: Mapping[str, Any] = field(default_factory=dict)
     api_key: Secret | None = None
+    random_weights: bool = False  # a fixture checkpoint (fixtures/models) stands in for the variant
 
     @property
     def served_model(self) -> str:
@@ -46,7 +47,7 @@ class Target:
     @property
     def real_weights(self) -> bool:
         """False for the reference server and for fixture checkpoints with random weights."""
-        return not self.is_reference and not self.variant.fixture
+        return not self.is_reference and not self.variant.fixture and not self.random_weights
 
     def version_matches(self, spec: str) -> bool:
         """Whether the server's version satisfies a PEP 440 specifier (unknown version → True)."""
