@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 from pytest_lfm import options as o
 from pytest_lfm.errors import LfmUsageError
 from pytest_lfm.hardware import UNKNOWN, get_hardware
+from pytest_lfm.variants import get_variant
 
 
 class Secret:
@@ -49,12 +51,22 @@ class LfmConfig:
     report_dir: Path | None = None
     faults: tuple[str, ...] = ()
     image_host: str = "127.0.0.1"
+    launch: bool = False
+    print_recipe: bool = False
+    model_paths: Mapping[str, str] = field(default_factory=dict)
+    framing: str = "python"
+    sglang_image: str | None = None
+    startup_timeout: float = 600.0
+    log_dir: Path | None = None
+    sglang_command: str | None = None
+    sglang_args: tuple[str, ...] = ()
+    reference_parsers: Path | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def has_target(self) -> bool:
-        """True when the run names a server to check."""
-        return bool(self.servers)
+        """True when the run names a server to check (attached, reference, or launched)."""
+        return bool(self.servers) or self.launch
 
     @property
     def uses_reference(self) -> bool:
@@ -78,8 +90,16 @@ def resolve(cli: Getter, ini: Getter, env: Mapping[str, str] | None = None) -> L
         if environ.get(spec.env, "").strip():
             sources[spec.dest] = "env"
             raw = environ[spec.env]
+            if spec.boolean:
+                return o.parse_bool(spec.env, raw)
             return o.split_env_list(raw) if spec.multiple else raw.strip()
         ini_value = ini(spec.ini)
+        if spec.boolean:
+            if ini_value not in (None, "", False):
+                sources[spec.dest] = "ini"
+                return o.parse_bool(spec.ini, ini_value)
+            sources[spec.dest] = "default"
+            return False
         if ini_value not in (None, "", [], ()):
             sources[spec.dest] = "ini"
             if spec.multiple:
@@ -106,6 +126,35 @@ def resolve(cli: Getter, ini: Getter, env: Mapping[str, str] | None = None) -> L
         )
     if sum(1 for s in servers if s.is_reference and s.variant is None) > 1:
         raise LfmUsageError("--lfm-server=reference was given twice", remedy="give it once")
+    launch = bool(pick(o.LAUNCH))
+    print_recipe = bool(pick(o.PRINT_RECIPE))
+    if launch and servers:
+        given = ", ".join(s.url or "reference" for s in servers)
+        raise LfmUsageError(
+            f"--lfm-launch starts its own SGLang servers, but --lfm-server also names targets ({given})",
+            remedy="drop --lfm-server to launch SGLang from the recipe, or drop --lfm-launch to check the "
+            "given servers",
+        )
+    model_paths: dict[str, str] = {}
+    for item in pick(o.MODEL_PATH):
+        variant_id, path = o.parse_model_path(item)
+        model_paths[get_variant(variant_id).id] = path
+    if model_paths and not (launch or print_recipe):
+        raise LfmUsageError("--lfm-model-path only applies when SGLang is launched",
+                            remedy="add --lfm-launch (or --lfm-print-recipe), or drop --lfm-model-path")
+    framing = str(pick(o.FRAMING) or "python").strip().lower()
+    if framing not in ("python", "docker"):
+        raise LfmUsageError(f"--lfm-framing {framing!r} is not 'python' or 'docker'",
+                            remedy="pass --lfm-framing=python (sglang serve) or --lfm-framing=docker")
+    log_dir = pick(o.LOG_DIR)
+    sglang_args = pick(o.SGLANG_ARGS)
+    try:
+        extra_args = tuple(shlex.split(sglang_args)) if sglang_args else ()
+    except ValueError as exc:
+        raise LfmUsageError(f"--lfm-sglang-args {sglang_args!r}: {exc}",
+                            remedy="quote it as a shell would, e.g. --lfm-sglang-args='--context-length 2048'"
+                            ) from None
+    reference_parsers = _reference_parsers(pick(o.REFERENCE_PARSERS), servers)
     return LfmConfig(
         servers=servers,
         variants=variants,
@@ -115,5 +164,35 @@ def resolve(cli: Getter, ini: Getter, env: Mapping[str, str] | None = None) -> L
         report_dir=Path(report) if report else None,
         faults=faults,
         image_host=image_host,
+        launch=launch,
+        print_recipe=print_recipe,
+        model_paths=model_paths,
+        framing=framing,
+        sglang_image=pick(o.SGLANG_IMAGE) or None,
+        startup_timeout=o.parse_startup_timeout(str(pick(o.STARTUP_TIMEOUT))),
+        log_dir=Path(log_dir) if log_dir else None,
+        sglang_command=pick(o.SGLANG_COMMAND) or None,
+        sglang_args=extra_args,
+        reference_parsers=reference_parsers,
         sources=sources,
     )
+
+
+def _reference_parsers(value: str | None, servers: tuple[o.ServerSpec, ...]) -> Path | None:
+    """``--lfm-reference-parsers DIR``: an installed sglang tree, only with the reference server."""
+    if not value:
+        return None
+    if not any(s.is_reference for s in servers):
+        raise LfmUsageError(
+            "--lfm-reference-parsers only applies to the bundled reference server",
+            remedy="add --lfm-server=reference, or drop --lfm-reference-parsers",
+        )
+    root = Path(value).expanduser().resolve()
+    if not (root / "sglang").is_dir():
+        raise LfmUsageError(
+            f"--lfm-reference-parsers {value!r}: no sglang package in {root}",
+            tried=[str(root / "sglang")],
+            remedy="install a release's parser code first: scripts/install_sglang_parsers.sh 0.5.23 "
+            f"{value}",
+        )
+    return root

@@ -40,10 +40,11 @@ class Dialect:
     version: str = "0.5.23"
     json_literals: bool = True  # true/false/null accepted as names (seen on 0.5.17; not 0.5.10)
     reject_positional: bool = True  # 0.5.23 rejects a call with positional args; older drop the values
-    extended_literals: bool = True  # 0.5.23: sets, unary plus, placeholder-free f-strings, dotted names
+    extended_literals: bool = True  # 0.5.23: sets, unary plus, placeholder-free f-strings
     merge_star_kwargs: bool = True  # 0.5.23 merges **{...} dict literals; older skip them
     allow_nan: bool = False  # 0.5.23 drops a call whose arguments hold inf/nan; older emit Infinity
     recovery: bool = True  # 0.5.23 recovery ladder (PR #34237)
+    dotted_names: bool = True  # ``a.b(...)`` names a call (0.5.17 real parser code; 0.5.10 only simple names)
 
     @classmethod
     def for_version(cls, version: str | None) -> Dialect:
@@ -55,6 +56,7 @@ class Dialect:
         return cls(
             version=str(v),
             json_literals=v >= Version("0.5.17"),
+            dotted_names=v >= Version("0.5.17"),
             reject_positional=new,
             extended_literals=new,
             merge_star_kwargs=new,
@@ -145,6 +147,11 @@ class _NotLiteral(Exception):
     pass
 
 
+class _BlockFailure(Exception):
+    """Older detectors (before PR #34237): a value with no JSON form (bytes, complex, Ellipsis) raised a
+    TypeError in ``json.dumps`` that dropped every call of the block, not just its own."""
+
+
 def tool_names(tools: Iterable[Mapping[str, Any]] | None) -> list[str]:
     """Function names of an OpenAI ``tools`` list (wrapped or flat shapes)."""
     names = []
@@ -206,11 +213,9 @@ def _parse_json_block(content: str, names: Sequence[str], forward_unknown: bool)
         name = item["name"]
         if name not in names and not forward_unknown:
             continue
-        args = item.get("arguments", item.get("parameters", {}))
-        if isinstance(args, str):
-            params = args
-        else:
-            params = json.dumps(args, ensure_ascii=False)
+        # parse_base_json: ``parameters`` wins unless falsy, then ``arguments``; always re-serialised.
+        args = item.get("parameters") or item.get("arguments", {})
+        params = json.dumps(args, ensure_ascii=False)
         index = names.index(name) if name in names else -1
         calls.append(ParsedCall(name=name, parameters=params, tool_index=index))
     return calls
@@ -227,18 +232,21 @@ def _parse_pythonic_block(
     body = tree.body
     if isinstance(body, ast.Call):
         nodes: list[ast.expr] = [body]
-    elif isinstance(body, (ast.List, ast.Tuple)):
+    elif isinstance(body, ast.List):  # a bare tuple ``f(), g()`` is not accepted (§1.2)
         nodes = list(body.elts)
         if not all(isinstance(n, ast.Call) for n in nodes):
             return []
     else:
         return []
     calls: list[ParsedCall] = []
-    for position, node in enumerate(nodes):
-        assert isinstance(node, ast.Call)
-        call = _convert_call(node, position, names, dialect, forward_unknown)
-        if call is not None:
-            calls.append(call)
+    try:
+        for position, node in enumerate(nodes):
+            assert isinstance(node, ast.Call)
+            call = _convert_call(node, position, names, dialect, forward_unknown)
+            if call is not None:
+                calls.append(call)
+    except _BlockFailure:
+        return []
     return calls
 
 
@@ -254,7 +262,7 @@ def _safe_parse(source: str) -> ast.Expression | None:
 def _call_name(func: ast.expr, dialect: Dialect) -> str | None:
     if isinstance(func, ast.Name):
         return func.id
-    if dialect.extended_literals and isinstance(func, ast.Attribute):
+    if dialect.dotted_names and isinstance(func, ast.Attribute):
         parts = []
         node: ast.expr = func
         while isinstance(node, ast.Attribute):
@@ -298,12 +306,14 @@ def _literal(node: ast.expr, dialect: Dialect) -> Any:
     if isinstance(node, ast.Constant):
         if isinstance(node.value, (str, int, float)) or node.value is None:
             return node.value
+        if not dialect.recovery:
+            raise _BlockFailure
         raise _NotLiteral
     if isinstance(node, ast.Dict):
         out = {}
         for k, v in zip(node.keys, node.values, strict=True):
-            if k is None:
-                raise _NotLiteral
+            if k is None:  # ``{**x}`` inside a dict literal is skipped silently
+                continue
             key = _literal(k, dialect)
             out[key if isinstance(key, str) else json.dumps(key)] = _literal(v, dialect)
         return out
@@ -318,8 +328,8 @@ def _literal(node: ast.expr, dialect: Dialect) -> Any:
         if dialect.json_literals and node.id in ("true", "false", "null"):
             return {"true": True, "false": False, "null": None}[node.id]
         raise _NotLiteral
-    if isinstance(node, ast.UnaryOp) and isinstance(node.operand, ast.Constant):
-        operand = node.operand.value
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        operand = _literal(node.operand, dialect)
         if isinstance(operand, (int, float)) and not isinstance(operand, bool):
             if isinstance(node.op, ast.USub):
                 return -operand
@@ -440,19 +450,37 @@ class ReasoningSplit:
     text: str
 
 
-def split_reasoning(text: str, parser: str, force: bool | None = None) -> ReasoningSplit:
+QWEN_TOOL_START = "<tool_call>"  # Qwen3Detector's tool_start_token: ends an unclosed think block (0.5.23)
+
+
+def _strip_leading_think(text: str) -> str:
+    while text.startswith(THINK_START):
+        text = text[len(THINK_START):]
+    return text
+
+
+def split_reasoning(text: str, parser: str, force: bool | None = None,
+                    strip_all_think: bool = False) -> ReasoningSplit:
     """Split a whole output as SGLang's Qwen3 detector does (non-streaming, §2).
 
     ``qwen3-thinking`` is always forced; ``qwen3`` is forced only when ``force`` is true (the serving
-    layer forces it unless ``enable_thinking`` is false; ``/separate_reasoning`` does not).
+    layer forces it unless ``enable_thinking`` is false; ``/separate_reasoning`` does not). In reasoning
+    mode only *leading* ``<think>`` tags are stripped (repeated ones too); reasoning is the text before
+    the first ``</think>``, content everything after it, verbatim (leading newlines kept). Without
+    ``</think>`` everything is reasoning ("truncated"), unless Qwen's ``<tool_call>`` ends it early.
+    ``strip_all_think`` emulates a detector that removes every ``<think>`` (a fault mode of the
+    reference server, not SGLang).
     """
     if parser not in REASONING_PARSERS:
         raise ValueError(f"unsupported reasoning parser {parser!r}")
     forced = parser == "qwen3-thinking" or bool(force)
     if not forced and THINK_START not in text:
         return ReasoningSplit(reasoning_text="", text=text)
-    processed = text.replace(THINK_START, "")
+    processed = text.replace(THINK_START, "") if strip_all_think else _strip_leading_think(text)
     if THINK_END not in processed:
+        if QWEN_TOOL_START in processed:
+            idx = processed.find(QWEN_TOOL_START)
+            return ReasoningSplit(reasoning_text=processed[:idx], text=processed[idx:])
         return ReasoningSplit(reasoning_text=processed, text="")
     reasoning, _, rest = processed.partition(THINK_END)
     return ReasoningSplit(reasoning_text=reasoning, text=rest)
@@ -474,60 +502,69 @@ def _partial_suffix(buffer: str, *tokens: str) -> int:
 
 @dataclass
 class StreamingReasoningParser:
-    """Incremental ``<think>`` splitting as SGLang streams it (§2, streaming)."""
+    """Incremental ``<think>`` splitting as SGLang's detector streams it (§2, streaming).
+
+    Mirrors ``_parse_streaming_increment_impl``: while the buffer is a proper prefix of ``<think>``,
+    ``</think>`` or ``<tool_call>`` it is held; the first ``<think>`` is stripped once; at ``</think>``
+    the reasoning part and the rest (as content) come out in the same step. With
+    ``stream_reasoning=False`` reasoning is held and emitted in one delta; SGLang strips the opening
+    ``<think>`` only from its local view of the buffer, so that delta starts with the raw ``<think>``
+    when the model wrote one (recorded on 0.5.17: ``"<think>abc"``; same code at the 0.5.23-era commit
+    the notes cite). ``leak_think_start=False`` gives the fixed behaviour. ``finish()`` flushes held text
+    (the notes: a held partial-tag tail comes out as reasoning while in a think block).
+    """
 
     parser: str
     force: bool = False
     stream_reasoning: bool = True
+    leak_think_start: bool = True
     _buffer: str = ""
     _in_reasoning: bool = False
     _stripped_start: bool = False
-    _done: bool = False
-    _held: str = ""
 
     def __post_init__(self) -> None:
         self._in_reasoning = self.parser == "qwen3-thinking" or self.force
 
+    @property
+    def in_reasoning(self) -> bool:
+        """Whether the parser is inside a think block."""
+        return self._in_reasoning
+
     def feed(self, new_text: str) -> tuple[str, str]:
         """Returns (reasoning delta, content delta) for one increment."""
-        if self._done:
-            return "", new_text
         self._buffer += new_text
-        buf = self._buffer
-        if not self._stripped_start and THINK_START in buf:
-            buf = buf.replace(THINK_START, "", 1)
+        current = self._buffer
+        if any(tag.startswith(current) and tag != current for tag in (THINK_START, THINK_END, QWEN_TOOL_START)):
+            return "", ""
+        if not self._stripped_start and THINK_START in current:
+            current = current.replace(THINK_START, "", 1)
             self._stripped_start = True
             self._in_reasoning = True
-        if not self._in_reasoning:
-            hold = _partial_suffix(buf, THINK_START)
-            if hold:
-                self._buffer = buf
-                return "", ""
+            if not self.stream_reasoning and not self.leak_think_start:
+                self._buffer = current
+        if self._in_reasoning and THINK_END in current:
+            reasoning, _, rest = current.partition(THINK_END)
             self._buffer = ""
-            self._done = not self._stripped_start and False
-            return "", buf
-        if THINK_END in buf:
-            reasoning, _, rest = buf.partition(THINK_END)
-            self._buffer = ""
-            self._done = True
             self._in_reasoning = False
-            if not self.stream_reasoning:
-                reasoning = self._held + reasoning
-                self._held = ""
             return reasoning, rest
-        hold = _partial_suffix(buf, THINK_END, THINK_START)
-        emit, self._buffer = buf[: len(buf) - hold], buf[len(buf) - hold:]
-        if not self.stream_reasoning:
-            self._held += emit
+        if self._in_reasoning:
+            if QWEN_TOOL_START in current:
+                idx = current.find(QWEN_TOOL_START)
+                self._buffer = ""
+                self._in_reasoning = False
+                return current[:idx], current[idx:]
+            if self.stream_reasoning:
+                self._buffer = ""
+                return current, ""
             return "", ""
-        return emit, ""
+        self._buffer = ""
+        return "", current
 
     def finish(self) -> tuple[str, str]:
         """Flush what is held back at the end of the stream (as reasoning while in a think block)."""
         rest, self._buffer = self._buffer, ""
         if self._in_reasoning:
-            held, self._held = self._held, ""
-            return held + rest, ""
+            return _strip_leading_think(rest), ""
         return "", rest
 
 

@@ -26,6 +26,7 @@ class OptionSpec:
     multiple: bool = False
     default: str | None = None
     metavar: str | None = None
+    boolean: bool = False
 
     @property
     def ini(self) -> str:
@@ -77,7 +78,68 @@ IMAGE_HOST = OptionSpec(
     "(default 127.0.0.1: the server runs on this host).", default="127.0.0.1", metavar="HOST",
 )
 
-ALL_OPTIONS: tuple[OptionSpec, ...] = (SERVER, VARIANT, HARDWARE, API_KEY, TIMEOUT, REPORT, FAULT, IMAGE_HOST)
+LAUNCH = OptionSpec(
+    "--lfm-launch", "lfm_launch", "LFM_LAUNCH",
+    "Start one SGLang server per selected variant from the verified recipe for the detected or declared "
+    "hardware (--lfm-hardware), run the suite against it, and stop it at the end. Not with --lfm-server.",
+    boolean=True,
+)
+PRINT_RECIPE = OptionSpec(
+    "--lfm-print-recipe", "lfm_print_recipe", "LFM_PRINT_RECIPE",
+    "Print the SGLang launch command of every selected variant for the hardware (--lfm-hardware or "
+    "detected) and framing, with secrets shown as <secret>, and exit.",
+    boolean=True,
+)
+MODEL_PATH = OptionSpec(
+    "--lfm-model-path", "lfm_model_path", "LFM_MODEL_PATH",
+    "Launch VARIANT from a local checkpoint: VARIANT=PATH (repeatable; air-gapped runs). Env: comma-separated.",
+    multiple=True, metavar="VARIANT=PATH",
+)
+FRAMING = OptionSpec(
+    "--lfm-framing", "lfm_framing", "LFM_FRAMING",
+    "How launch mode runs SGLang: 'python' (sglang serve in this environment, default) or 'docker' "
+    "(docker run --gpus all ... lmsysorg/sglang:TAG sglang serve ...).",
+    default="python", metavar="python|docker",
+)
+SGLANG_IMAGE = OptionSpec(
+    "--lfm-sglang-image", "lfm_sglang_image", "LFM_SGLANG_IMAGE",
+    "Docker image for --lfm-framing=docker: a tag of lmsysorg/sglang (e.g. v0.5.17, dev-cu13) or a full "
+    "image reference (default v0.5.10, with -cu13 on B300).",
+    metavar="TAG",
+)
+STARTUP_TIMEOUT = OptionSpec(
+    "--lfm-startup-timeout", "lfm_startup_timeout", "LFM_STARTUP_TIMEOUT",
+    "Seconds a launched server may take to answer /health_generate (default 600).",
+    default="600", metavar="SECONDS",
+)
+LOG_DIR = OptionSpec(
+    "--lfm-log-dir", "lfm_log_dir", "LFM_LOG_DIR",
+    "Directory for the launched servers' logs, one sglang-VARIANT.log each (default: a new temp directory).",
+    metavar="DIR",
+)
+SGLANG_COMMAND = OptionSpec(
+    "--lfm-sglang-command", "lfm_sglang_command", "LFM_SGLANG_COMMAND",
+    "The SGLang executable (default 'sglang'), a Python interpreter with SGLang installed (runs "
+    "-m sglang.launch_server), or any command taking 'serve' and SGLang's flags; shell-style quoting.",
+    metavar="CMD",
+)
+SGLANG_ARGS = OptionSpec(
+    "--lfm-sglang-args", "lfm_sglang_args", "LFM_SGLANG_ARGS",
+    "Extra SGLang flags appended to the recipe (shell-style quoting), e.g. '--context-length 2048'; flags "
+    "renamed between releases are translated for the SGLang version.",
+    metavar="ARGS",
+)
+REFERENCE_PARSERS = OptionSpec(
+    "--lfm-reference-parsers", "lfm_reference_parsers", "LFM_REFERENCE_PARSERS",
+    "Run the reference server with a real SGLang release's tool-call and reasoning parser code instead of "
+    "the project's: DIR is an sglang tree installed by scripts/install_sglang_parsers.sh VERSION DIR (CPU "
+    "only, no torch). The server then reports that release's version, so version gates apply to it.",
+    metavar="DIR",
+)
+
+ALL_OPTIONS: tuple[OptionSpec, ...] = (SERVER, VARIANT, HARDWARE, API_KEY, TIMEOUT, REPORT, FAULT, IMAGE_HOST,
+                                       LAUNCH, PRINT_RECIPE, MODEL_PATH, FRAMING, SGLANG_IMAGE, STARTUP_TIMEOUT,
+                                       LOG_DIR, SGLANG_COMMAND, SGLANG_ARGS, REFERENCE_PARSERS)
 
 
 @dataclass(frozen=True)
@@ -148,6 +210,39 @@ def parse_timeout(value: str) -> float:
         raise LfmUsageError(f"--lfm-timeout {value!r} is not a number", remedy="pass seconds, e.g. 120") from None
     if not seconds > 0:
         raise LfmUsageError(f"--lfm-timeout {value!r} must be positive", remedy="pass seconds, e.g. 120")
+    return seconds
+
+
+def parse_bool(flag: str, value: object) -> bool:
+    """``1/true/yes/on`` or ``0/false/no/off`` (any case), as env and ini values spell booleans."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise LfmUsageError(f"{flag} {value!r} is not a boolean", remedy="use 1/true/yes or 0/false/no")
+
+
+def parse_model_path(value: str) -> tuple[str, str]:
+    """``VARIANT=PATH`` → (variant id as given, path)."""
+    variant, sep, path = value.partition("=")
+    if not sep or not variant.strip() or not path.strip():
+        raise LfmUsageError(f"--lfm-model-path {value!r}: expected VARIANT=PATH",
+                            remedy="pass e.g. --lfm-model-path=1.2B-Instruct=/models/LFM2.5-1.2B-Instruct")
+    return variant.strip(), path.strip()
+
+
+def parse_startup_timeout(value: str) -> float:
+    """A positive number of seconds for --lfm-startup-timeout."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise LfmUsageError(f"--lfm-startup-timeout {value!r} is not a number",
+                            remedy="pass seconds, e.g. 600") from None
+    if not seconds > 0:
+        raise LfmUsageError(f"--lfm-startup-timeout {value!r} must be positive", remedy="pass seconds, e.g. 600")
     return seconds
 
 

@@ -35,7 +35,9 @@ NO_TARGET = """the conformance checks need a server to check, and none was given
                                 VARIANT=URL to check several variants in one run
   --lfm-server=reference        start the bundled reference server (no GPU needed), one per variant
                                 selected with --lfm-variant (default: all nine)
-Launching SGLang from the verified recipe (--lfm-launch) is not part of this version.
+  --lfm-launch                  start SGLang per selected variant from the verified recipe for this GPU
+                                (--lfm-hardware, --lfm-framing=python|docker, --lfm-model-path VARIANT=PATH);
+                                --lfm-print-recipe prints those commands and exits
 Example: pytest --lfm-server=reference --lfm-report=lfm-report"""
 _SECTION = re.compile(r"§\s?\d+(?:\.\d+)*")
 
@@ -44,10 +46,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     """Register every ``--lfm-*`` option and its ini twin."""
     group = parser.getgroup("lfm", "LFM2.5 on SGLang conformance (pytest-lfm)")
     for spec in o.ALL_OPTIONS:
+        if spec.boolean:
+            group.addoption(spec.flag, dest=spec.dest, default=None, action="store_true",
+                            help=f"{spec.help} [env {spec.env}; ini {spec.ini}]")
+            parser.addini(spec.ini, help=spec.help, type="bool", default=False)
+            continue
         group.addoption(spec.flag, dest=spec.dest, default=None, metavar=spec.metavar,
                         action="append" if spec.multiple else "store",
                         help=f"{spec.help} [env {spec.env}; ini {spec.ini}]")
         parser.addini(spec.ini, help=spec.help, type="linelist" if spec.multiple else "string", default=None)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    """``--lfm-print-recipe``: print the SGLang launch commands of the selection and exit."""
+    try:
+        cfg = resolve(lambda dest: config.getoption(dest), lambda key: config.getini(key))
+        if not cfg.print_recipe:
+            return None
+        from pytest_lfm.server.launch_support import render_recipes
+
+        print(render_recipes(cfg), end="")
+    except LfmError as exc:
+        raise pytest.UsageError(exc.render()) from None
+    return 0
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -85,8 +107,13 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if not cfg.has_target:
         return
     controller = _is_xdist_controller(config)
+    launched = config.workerinput.get("lfm_launched") if _is_worker(config) else None  # type: ignore[attr-defined]
+    if cfg.launch and launched is None:
+        from pytest_lfm.server.process import install_sigterm_handler
+
+        install_sigterm_handler()  # a CI timeout's SIGTERM tears the servers down like Ctrl-C
     try:
-        targets = build_targets(cfg, start_reference=not controller)
+        targets = build_targets(cfg, start_reference=not controller, launched=launched)
     except LfmError as exc:
         raise pytest.UsageError(exc.render()) from None
     config.stash[TARGETS_KEY] = targets
@@ -102,6 +129,30 @@ def pytest_sessionstart(session: pytest.Session) -> None:
                                         sglang_version=REFERENCE_VERSION, base_url="(one per xdist worker)",
                                         mode="reference"))
     config.stash[INFOS_KEY] = infos
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: hand the launched servers to each worker (they attach; GPUs allow no copies)."""
+    targets = node.config.stash.get(TARGETS_KEY, None)
+    if targets is not None and targets.launched:
+        node.workerinput["lfm_launched"] = targets.launched_info()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Attach the launched server's log tail (section "lfm server log") to failing reports only."""
+    report = yield
+    callspec = getattr(item, "callspec", None)
+    target = callspec.params.get("lfm_target") if callspec else None
+    if report.failed and target is not None and getattr(target, "is_launched", False):
+        from pytest_lfm.server.launch_support import SECTION, log_section
+
+        cfg = item.config.stash[CONFIG_KEY]
+        text = log_section(target, cfg.api_key.get() if cfg.api_key else None)
+        if text:
+            report.sections.append((SECTION, text))
+    return report
 
 
 def _info(t: Target) -> TargetInfo:
@@ -161,6 +212,11 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
                     reason=f"case {case.id} applies to SGLang {case.sglang}; server reports {target.version}"))
             elif case.xfail and target.version_matches(case.xfail.sglang):
                 item.add_marker(pytest.mark.xfail(strict=True, reason=f"{case.xfail.reason} ({case.xfail.link})"))
+        from pytest_lfm.expectations import known_failure_mark
+
+        known = known_failure_mark(item, target)  # conformance/expectations/known_failures.toml
+        if known is not None:
+            item.add_marker(known)
         if not section:
             doc = getattr(getattr(item, "function", None), "__doc__", None) or ""
             found = _SECTION.findall(doc)
@@ -230,6 +286,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         targets = config.stash.get(TARGETS_KEY, None)
         if targets is not None:
             targets.stop()
+        if cfg is not None and cfg.launch:
+            from pytest_lfm.server.process import restore_sigterm_handler
+
+            restore_sigterm_handler()
         if _SESSION_CONFIG and _SESSION_CONFIG[-1] is config:
             _SESSION_CONFIG.pop()
 

@@ -342,9 +342,12 @@ def _counts_text(n: Mapping[str, int]) -> str:
     return ", ".join(parts)
 
 
-def _first_line(text: str, limit: int = 200) -> str:
-    lines = [ln.strip() for ln in (text or "").strip().splitlines() if ln.strip()]
-    return lines[0][:limit] if lines else ""
+def _first_line(text: str, limit: int = 200, lines: int = 3) -> str:
+    """The first ``lines`` non-blank lines of a message joined with `` · ``, cut to ``limit`` characters
+    (a check's message starts with what was checked, then Expected and Actual)."""
+    kept = [re.sub(r"\s+", " ", ln.strip()) for ln in (text or "").strip().splitlines() if ln.strip()][:lines]
+    joined = " · ".join(kept)
+    return joined if len(joined) <= limit else joined[: limit - 1] + "…"
 
 
 def _md(text: str) -> str:
@@ -420,7 +423,8 @@ td.cell .axes { font-size: 11px; color: var(--muted); display: block; }
 td.cell a { color: inherit; }
 .status-verified { background: var(--ok-bg); border-color: #9fd9b1; color: var(--ok); }
 .status-failing { background: var(--bad-bg); border-color: #f5b3ab; color: var(--bad); }
-.status-not-run { background: var(--none-bg); border-color: var(--line); color: var(--none); }
+.status-not-run { background: #fafbfc; border-color: #e4e7ec; border-style: dashed; color: #98a2b3; }
+.summary { margin: 0 0 12px; }
 .legend span { display: inline-block; padding: 1px 8px; border-radius: 6px; margin-right: 8px; border: 1px solid; }
 section.cell-detail { border: 1px solid var(--line); border-radius: 8px; padding: 4px 14px 10px; margin: 10px 0; }
 section.cell-detail h3 .badge { font-size: 12px; padding: 1px 8px; border-radius: 6px; border: 1px solid;
@@ -543,6 +547,10 @@ def render_html(report: Mapping[str, Any]) -> str:
                        f"{_e(_family_label(f))}</label>")
         out.append('<button type="button" id="families-all">all</button>'
                    '<button type="button" id="families-none">none</button></fieldset>')
+    run = [c["status"] for c in cells]
+    out.append(f'<p class="summary" id="summary">{len(cells)} cell(s) run: '
+               f'<b>{run.count("Verified")}</b> Verified, <b>{run.count("Failing")}</b> Failing, '
+               f'<b>{run.count("Not run")}</b> with no check run.</p>')
     out.append('<p class="legend"><span class="status-verified">Verified: every check that ran passed</span>'
                '<span class="status-failing">Failing: a check failed or a known failure passed</span>'
                '<span class="status-not-run">Not run</span></p>')
@@ -655,13 +663,17 @@ def merge_reports(reports: Sequence[tuple[str, Mapping[str, Any]]]) -> tuple[dic
             merged[key] = base
             origin[(key, "")] = source
             mine = checks.setdefault(key, {})
+            overridden: dict[str, list[str]] = {}
             for r in cell["checks"]:
                 nid = normalize_nodeid(r["nodeid"])
                 if nid in mine:
-                    warnings.append(f"{key}: {r['nodeid']} is in {origin[(key, nid)]} and {source}; "
-                                    f"keeping {source} ({r['outcome']})")
+                    overridden.setdefault(origin[(key, nid)], []).append(nid)
                 mine[nid] = dict(r)
                 origin[(key, nid)] = source
+            for earlier, nids in overridden.items():
+                shown = ", ".join(nids[:3]) + (f" and {len(nids) - 3} more" if len(nids) > 3 else "")
+                warnings.append(f"cell {key}: {len(nids)} check(s) are in both {earlier} and {source}; "
+                                f"keeping {source}'s results ({shown})")
         other += [dict(r) for r in rep.get("other_checks", [])]
     cells = [_make_cell(info, list(checks[key].values())) for key, info in merged.items()]
     envs = [rep["environment"] for _, rep in reports]
@@ -781,15 +793,15 @@ def diff_reports(old: Mapping[str, Any], new: Mapping[str, Any]) -> ReportDiff:
             out.new_failures.append(Change(cell, nid, was, now, msg))
         else:
             out.changed.append(Change(cell, nid, was, now, msg))
-    for key, r in old_checks.items():
-        if key not in new_checks:
-            out.removed.append(Change(key[0], key[1], r["outcome"], "absent"))
-    for key, c in new_cells.items():
-        before_cell = old_cells.get(key)
+    for old_key, r in old_checks.items():
+        if old_key not in new_checks:
+            out.removed.append(Change(old_key[0], old_key[1], r["outcome"], "absent"))
+    for ckey, c in new_cells.items():
+        before_cell = old_cells.get(ckey)
         was = before_cell["status"] if before_cell else "absent"
         if c["status"] == "Failing" and was != "Failing" and (c["counts"]["failed"] or c["counts"]["error"]):
             n = c["counts"]
-            out.newly_failing_cells.append(Change(key, "", was, "Failing",
+            out.newly_failing_cells.append(Change(ckey, "", was, "Failing",
                                                   f"{n['failed'] + n['error']} failed, {n['passed']} passed"))
     return out
 

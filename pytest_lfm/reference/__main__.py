@@ -1,4 +1,5 @@
-"""``python -m pytest_lfm.reference --variant ID [--host H] [--port P] [--api-key K] [--fault NAME]``."""
+"""``python -m pytest_lfm.reference --variant ID [--host H] [--port P] [--api-key K] [--fault NAME]
+[--parsers sglang --sglang-dir DIR]``."""
 
 from __future__ import annotations
 
@@ -25,6 +26,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fault", action="append", default=[], metavar="NAME", help="enable a fault mode (repeatable)")
     ap.add_argument("--sglang-version", default="0.5.23", help="SGLang release whose behaviour to emulate")
     ap.add_argument("--context-length", type=int, default=None)
+    ap.add_argument("--parsers", choices=("project", "sglang"), default="project",
+                    help="tool-call/reasoning parsers: the project's own (default), or a real SGLang release's "
+                         "parser code from --sglang-dir (then /server_info reports that release's version)")
+    ap.add_argument("--sglang-dir", default=os.environ.get("LFM_SGLANG_PARSERS_DIR") or None, metavar="DIR",
+                    help="sglang tree installed by scripts/install_sglang_parsers.sh (env LFM_SGLANG_PARSERS_DIR)")
     ap.add_argument("--announce", action="store_true",
                     help="print 'LFM_REFERENCE_READY port=N' once listening (used with --port 0)")
     ap.add_argument("--watch-parent", action="store_true", help="exit when the parent process exits")
@@ -41,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         server = ReferenceServer(args.variant, host=args.host, port=args.port, faults=args.fault,
                                  api_key=args.api_key, version=args.sglang_version,
-                                 context_length=args.context_length)
+                                 context_length=args.context_length, parsers=args.parsers,
+                                 sglang_dir=args.sglang_dir)
     except (LfmError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

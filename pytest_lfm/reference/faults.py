@@ -16,6 +16,24 @@ FAULTS: dict[str, str] = {
     "reasoning_after_content": "streaming sends the reasoning deltas after the content deltas",
     "reasoning_tokens_uncounted": "usage.reasoning_tokens is always 0",
     "thinking_not_forced": "qwen3-thinking is not forced: output without <think> lands in content",
+    "reasoning_text_stripped": "the reasoning parser strips whitespace around reasoning and answer (the old "
+                               "detector's .strip()): leading newlines of the answer are lost (non-streaming)",
+    "think_start_removed_everywhere": "every <think> in the output is removed, not only the leading ones "
+                                      "(non-streaming)",
+    "reasoning_tokens_all": "usage.reasoning_tokens counts every completion token, the answer's included",
+    "stream_reasoning_ignored": "stream_reasoning=false is ignored: reasoning streams in many deltas",
+    "separate_reasoning_ignored": "separate_reasoning=false is ignored: reasoning is still split off",
+    "unterminated_think_as_content": "a think block cut off before </think> (max_tokens) lands in content, "
+                                     "not in reasoning_content",
+    "enable_thinking_ignored": "chat_template_kwargs.enable_thinking=false is ignored: the model thinks and "
+                               "qwen3 stays forced",
+    "reasoning_parser_always_on": "variants launched without --reasoning-parser split <think> blocks as if "
+                                  "qwen3 were configured",
+    "tool_call_in_reasoning": "a tool-call block right after </think> is kept in reasoning_content instead "
+                              "of being parsed (non-streaming)",
+    "upstream_fixed_think_leak": "NOT an SGLang fault: the upstream stream_reasoning=false <think> leak (§2, "
+                                 "recorded on 0.5.17) is absent, to show its strict xfail turning into an "
+                                 "unexpected pass once upstream fixes it",
     # tool calls (§1, §5, §10 A/B)
     "tool_call_as_text": "the lfm2 parser is bypassed: tool-call markup stays in content, no tool_calls",
     "tool_call_bad_id": "tool call ids are not 'call_' + 24 hex",
@@ -24,6 +42,14 @@ FAULTS: dict[str, str] = {
     "tool_args_ascii_escaped": "tool-call arguments are JSON with non-ASCII escaped and keys re-sorted",
     "tool_parser_drops_nested": "the parser drops calls whose arguments hold nested dicts or lists",
     "tool_choice_ignored": "tool_choice none/required/named is ignored (treated as auto)",
+    "tool_text_markup_leak": "when no call parses from tool-call markup, the raw markup stays in normal_text/content",
+    "tool_unknown_forwarded": "calls of functions not in tools are returned (as with SGLANG_FORWARD_UNKNOWN_TOOLS=1)",
+    "tool_json_form_ignored": "the JSON form inside a tool-call block ({name, arguments|parameters}) is not parsed",
+    "tool_args_escape_mangled": "backslashes in string arguments are lost (escapes decoded twice)",
+    "tool_args_stringified": "every non-string argument value is returned as a string (7 -> \"7\")",
+    "parallel_tool_calls_ignored": "parallel_tool_calls=false is ignored: several calls may come back",
+    "tool_result_dropped": "tool-role messages are dropped before the prompt (multi-turn tool context lost)",
+    "tool_message_rejected": "a conversation with a tool-role message (a tool result) answers 400",
     # sampling (§3-§4, §10 D)
     "ignore_top_k": "top_k from extra_body never reaches the sampler",
     "ignore_min_p": "min_p from extra_body never reaches the sampler",
@@ -35,9 +61,16 @@ FAULTS: dict[str, str] = {
     "no_validation": "out-of-range sampling values are accepted (200) instead of 400",
     "error_500": "client input errors answer 500 Internal Server Error instead of 400",
     "usage_wrong": "usage.total_tokens is not prompt_tokens + completion_tokens",
+    "sampling_error_generic": "sampling range errors answer 400 'Invalid sampling parameters.' (no field, no range)",
+    "seed_constant": "seed is replaced by a constant: every request draws the same sequence",
+    "extra_body_rejected": "SGLang's sampler extensions (top_k, min_p, repetition_penalty) answer 400 as unknown",
+    "unknown_field_500": "a request with a field SGLang does not know (e.g. a misspelled 'topk') answers 500",
     # completions (§3.2)
     "completions_no_echo": "echo=true does not prepend the prompt",
     "completions_default_max_tokens": "the default max_tokens of /v1/completions is not 16",
+    "completions_logprobs_short": "completion logprobs lists miss the last generated token",
+    "completions_n_ignored": "n > 1 on /v1/completions returns a single choice",
+    "base_chat_500": "a chat request to a checkpoint without post-training (Base) answers 500",
     "stop_ignored": "stop strings are not honoured and matched_stop is null",
     # streaming protocol (§5)
     "stream_no_role_chunk": "the first stream chunk carries content instead of the assistant role",
@@ -47,6 +80,15 @@ FAULTS: dict[str, str] = {
     "image_stale": "the first image ever seen is used for every later request (prefix-cache class)",
     "bad_media_500": "undecodable or unreachable media answers 500 instead of 400",
     "image_tokens_uncounted": "image tokens are not counted in usage.prompt_tokens",
+    "image_cache_collision": "the image cache is keyed by picture size: a different same-size image reuses the first",
+    "image_cache_hit_corrupt": "a cache hit on an image seen before serves corrupted image features",
+    "image_history_dropped": "images in earlier turns are dropped; only the last user turn's images are seen",
+    "bad_media_wedges": "after a media error the server answers 500 to every later chat request",
+    "text_only_accepts_image": "text-only variants silently ignore image parts (200) instead of 400",
+    "image_tools_500": "a request with both images and tools answers 500",
+    "image_load_oom": "after 24 image requests every image request fails with 500 (CUDA out of memory)",
+    "image_decode_narrow": "only plain RGB images of 2-1024 px without EXIF rotation decode; others answer 500",
+    "mm_attention_default": "the VL server runs without the recipe's --mm-attention-backend (reports triton_attn)",
 }
 
 

@@ -22,9 +22,24 @@ class ReferenceServer:
     """One reference server for one variant, on a loopback port."""
 
     def __init__(self, variant_id: str, *, host: str = "127.0.0.1", port: int = 0, faults: Iterable[str] = (),
-                 api_key: str | None = None, version: str = "0.5.23", context_length: int | None = None) -> None:
+                 api_key: str | None = None, version: str = "0.5.23", context_length: int | None = None,
+                 parsers: str = "project", sglang_dir: str | None = None) -> None:
         self.state = ServerState(variant=get_variant(variant_id), version=version, faults=Faults(faults),
                                  api_key=api_key, context_length=context_length)
+        if parsers == "sglang":
+            # a real SGLang release's parser code; its version replaces the emulated one (case gates)
+            from pytest_lfm.reference.upstream import UpstreamParsers, UpstreamParsersError
+
+            if not sglang_dir:
+                raise UpstreamParsersError(
+                    "--parsers sglang needs the directory of an installed sglang tree",
+                    tried=["--sglang-dir", "LFM_SGLANG_PARSERS_DIR"],
+                    remedy="install one with scripts/install_sglang_parsers.sh VERSION DIR and pass --sglang-dir DIR")
+            upstream = UpstreamParsers(sglang_dir)
+            self.state.parsers = upstream
+            self.state.version = upstream.version
+        elif parsers != "project":
+            raise ValueError(f"unknown parsers {parsers!r}: expected 'project' or 'sglang'")
         self.host = host
         self.port = port
         self._server: uvicorn.Server | None = None

@@ -7,6 +7,7 @@ Request → validation (§4) → prompt (chat template, image tokens) → plan �
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -14,12 +15,19 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import jsonschema
+from packaging.version import Version
 
 from pytest_lfm import lfm2
 from pytest_lfm.reference import tokenizer as tok
 from pytest_lfm.reference.constraint import UnsupportedPattern, first_match
 from pytest_lfm.reference.faults import Faults
-from pytest_lfm.reference.model import Generation, SamplingParams, generate
+from pytest_lfm.reference.model import (
+    Generation,
+    SamplingParams,
+    generate,
+    prompt_logprob,
+    prompt_top_logprobs,
+)
 from pytest_lfm.reference.planner import ChatPlanInput, plan_chat, plan_completion, to_tokens
 from pytest_lfm.reference.template import render_chat
 from pytest_lfm.reference.validation import ClientError, verify_sampling
@@ -47,6 +55,9 @@ class ServerState:
     image_cache: dict[str, ImageFacts] = field(default_factory=dict)
     image_requests: int = 0
     media_wedged: bool = False
+    # the tool-call and reasoning parsers: the project's (pytest_lfm.lfm2, default) or a real SGLang
+    # release's (pytest_lfm.reference.upstream.UpstreamParsers, ``--parsers sglang``)
+    parsers: Any = field(default_factory=lambda: ProjectParsers())
 
     @property
     def model_name(self) -> str:
@@ -70,10 +81,17 @@ class ServerState:
 def sampling_from_request(body: Mapping[str, Any], *, chat: bool, st: ServerState) -> SamplingParams:
     """SGLang's ``to_sampling_params``: user value > OpenAI defaults (no generation_config here)."""
     f = st.faults
+    if "extra_body_rejected" in f and {"top_k", "min_p", "repetition_penalty"} & set(body):
+        raise ClientError(f"Unrecognized request argument supplied: {sorted({'top_k', 'min_p', 'repetition_penalty'} & set(body))}")
+    if "unknown_field_500" in f and set(body) - KNOWN_FIELDS:
+        raise ClientError(f"Internal server error: unexpected field(s) {sorted(set(body) - KNOWN_FIELDS)}",
+                          type_="InternalServerError", status=500)
     if chat:
-        max_new = body.get("max_completion_tokens") or body.get("max_tokens")
+        max_new = _opt_int(body.get("max_completion_tokens"), "max_completion_tokens") or \
+            _opt_int(body.get("max_tokens"), "max_tokens")
     else:
-        max_new = body.get("max_tokens", 16 if "completions_default_max_tokens" not in f else 64)
+        max_new = _opt_int(body.get("max_tokens", 16 if "completions_default_max_tokens" not in f else 64),
+                           "max_tokens")
     raw = {
         "temperature": _num(body.get("temperature"), 1.0),
         "top_p": _num(body.get("top_p"), 1.0),
@@ -86,13 +104,17 @@ def sampling_from_request(body: Mapping[str, Any], *, chat: bool, st: ServerStat
         "min_new_tokens": _int(body.get("min_tokens"), 0),
     }
     if "no_validation" not in f:
-        verify_sampling(raw)
-    if isinstance(max_new, int) and max_new > st.context:
-        if "no_validation" not in f:
-            field_name = "max_completion_tokens" if chat else "max_tokens"
-            raise ClientError(
-                f"{field_name} is too large: {max_new}.This model supports at most {st.context} completion tokens."
-            )
+        try:
+            verify_sampling(raw, st.version)
+        except ClientError as exc:
+            if "sampling_error_generic" in f:
+                raise ClientError("Invalid sampling parameters.") from exc
+            raise
+    # completions check prompt + max_tokens against the context later (completion_response)
+    if chat and isinstance(max_new, int) and max_new > st.context and "no_validation" not in f:
+        raise ClientError(
+            f"max_completion_tokens is too large: {max_new}.This model supports at most {st.context} completion tokens."
+        )
     stop = body.get("stop")
     stops = [stop] if isinstance(stop, str) else [s for s in (stop or []) if isinstance(s, str)]
     temperature = max(0.0, raw["temperature"]) if raw["temperature"] == raw["temperature"] else 1.0
@@ -111,9 +133,46 @@ def sampling_from_request(body: Mapping[str, Any], *, chat: bool, st: ServerStat
         ignore_eos=bool(body.get("ignore_eos", False)),
         no_stop_trim=bool(body.get("no_stop_trim", False)),
         skip_special_tokens=bool(body.get("skip_special_tokens", True)),
-        seed=None if "ignore_seed" in f else _seed(body.get("seed")),
+        seed=None if "ignore_seed" in f else 0 if "seed_constant" in f else _seed(body.get("seed")),
     )
     return params
+
+
+# Request fields SGLang's ChatCompletionRequest / CompletionRequest know (§3.1, §3.2); others are ignored.
+KNOWN_FIELDS = frozenset("""
+model messages prompt frequency_penalty presence_penalty logit_bias logprobs top_logprobs max_tokens
+max_completion_tokens n response_format seed stop stream stream_options temperature top_p user tools tool_choice
+parallel_tool_calls reasoning_effort reasoning top_k min_p repetition_penalty min_tokens regex ebnf
+stop_token_ids stop_regex no_stop_trim ignore_eos continue_final_message skip_special_tokens lora_path
+session_id session_params separate_reasoning stream_reasoning chat_template_kwargs max_dynamic_patch
+min_dynamic_patch images_config video_config mm_processor_kwargs custom_logit_processor custom_params
+input_ids rid extra_key cache_salt priority return_hidden_states return_cached_tokens_details
+return_prompt_token_ids return_token_ids return_meta_info watermark echo suffix best_of json_schema
+spaces_between_special_tokens
+""".split())
+
+
+def _opt_int(v: Any, name: str) -> int | None:
+    """An optional integer field (pydantic's lax int: integral floats pass, bools and strings do not)."""
+    if v is None:
+        return None
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ClientError(f"{name}: Input should be a valid integer, got {v!r}", type_="Bad Request")
+    return v
+
+
+def request_n(body: Mapping[str, Any]) -> int:
+    """The ``n`` field: SGLang 0.5.17 answers ``n=0`` with 400 "range() arg 3 must not be zero"."""
+    n = _opt_int(body.get("n"), "n")
+    if n is None:
+        return 1
+    if n == 0:
+        raise ClientError("range() arg 3 must not be zero", type_="BadRequest")
+    if n < 0:
+        raise ClientError(f"n must be at least 1, got {n}", type_="BadRequest")
+    return n
 
 
 def _rp(value: float, f: Faults) -> float:
@@ -235,6 +294,11 @@ def collect_images(messages: Sequence[Mapping[str, Any]], st: ServerState) -> li
                 if "bad_media_wedges" in f:
                     st.media_wedged = True
                 raise
+            if "image_decode_narrow" in f and (img.mode != "RGB" or img.orientation != 1
+                                               or not 2 <= max(img.width, img.height) <= 1024):
+                raise ClientError(f"Internal server error: cannot process a {img.mode} image of "
+                                  f"{img.width}x{img.height} (orientation {img.orientation})",
+                                  type_="InternalServerError", status=500)
             if "image_history_dropped" in f and n != last_user:
                 continue
             facts.append(_cached(img, st))
@@ -289,18 +353,52 @@ def thinking_enabled(body: Mapping[str, Any], st: ServerState) -> bool:
     parser = st.variant.reasoning_parser
     if parser is None:
         return False
-    if parser == "qwen3-thinking":
+    if parser == "qwen3-thinking" or "enable_thinking_ignored" in st.faults:
         return True
     kwargs = body.get("chat_template_kwargs") or {}
     return not (isinstance(kwargs, Mapping) and kwargs.get("enable_thinking") is False)
+
+
+def reasoning_mode(body: Mapping[str, Any], st: ServerState) -> tuple[str | None, bool]:
+    """The reasoning parser that splits this chat request's output (None: no split) and whether it is
+    forced (§2: ``separate_reasoning=false`` skips the parser; ``qwen3`` is forced unless
+    ``enable_thinking`` is false, ``qwen3-thinking`` always)."""
+    f = st.faults
+    parser = st.variant.reasoning_parser or ("qwen3" if "reasoning_parser_always_on" in f else None)
+    if parser is None or "think_in_content" in f:
+        return None, False
+    if body.get("separate_reasoning", True) is False and "separate_reasoning_ignored" not in f:
+        return None, False
+    if "thinking_not_forced" in f:
+        return "qwen3", False
+    if parser == "qwen3-thinking":
+        return parser, True
+    kwargs = body.get("chat_template_kwargs") or {}
+    off = isinstance(kwargs, Mapping) and kwargs.get("enable_thinking") is False
+    return parser, not off or "enable_thinking_ignored" in f
+
+
+def count_reasoning_tokens(text: str, completion_tokens: int, body: Mapping[str, Any], st: ServerState) -> int:
+    """``usage.reasoning_tokens``: counted only while the request thinks (recorded on 0.5.17: 0 with
+    ``enable_thinking=false`` even when a think block was parsed, and counted with
+    ``separate_reasoning=false``): the tokens up to and including ``</think>``, all of them without it."""
+    f = st.faults
+    if "reasoning_tokens_uncounted" in f or not thinking_enabled(body, st):
+        return 0
+    if "reasoning_tokens_all" in f:
+        return completion_tokens
+    idx = text.find(lfm2.THINK_END)
+    return min(len(tok.encode(text[: idx + len(lfm2.THINK_END)] if idx >= 0 else text)), completion_tokens)
 
 
 def prepare_chat(body: Mapping[str, Any], st: ServerState) -> tuple[list[int], list[Any], SamplingParams, dict[str, Any]]:
     """Validate and render a chat request: (prompt ids, plan, sampling, context)."""
     messages = _check_messages(body.get("messages"))
     tools, choice = _check_tools(body)
-    if body.get("n", 1) is not None and (not isinstance(body.get("n", 1), int) or body.get("n", 1) < 1):
-        raise ClientError("n must be at least 1", type_="BadRequest")
+    request_n(body)
+    if "base_chat_500" in st.faults and st.variant.supports("completions_only"):
+        raise ClientError("Internal server error: chat on a checkpoint without post-training",
+                          type_="InternalServerError", status=500)
     params = sampling_from_request(body, chat=True, st=st)
     parsing = bool(tools) and choice != "none"
     if parsing:
@@ -313,6 +411,10 @@ def prepare_chat(body: Mapping[str, Any], st: ServerState) -> tuple[list[int], l
     if isinstance(choice, Mapping) and rendered_tools:
         rendered_tools = [t for t in tools if t["function"]["name"] == choice["function"]["name"]]
     messages = [dict(m, role=m["role"].lower()) for m in messages]
+    if "tool_result_dropped" in st.faults:  # tool results never reach the prompt (template-fix class, §10)
+        messages = [m for m in messages if m["role"] != "tool"]
+    if "tool_message_rejected" in st.faults and any(m["role"] == "tool" for m in messages):
+        raise ClientError("messages: role 'tool' is not supported", type_="Bad Request")
     text = render_chat(messages, rendered_tools, continue_final_message=bool(body.get("continue_final_message")))
     ids = prompt_ids_for(text, images, st)
     if len(ids) >= st.context:
@@ -324,7 +426,8 @@ def prepare_chat(body: Mapping[str, Any], st: ServerState) -> tuple[list[int], l
     regex_text = forced_text(body)
     plan = to_tokens(plan_chat(ChatPlanInput(
         messages=messages, tools=tools, tool_choice=effective_choice,
-        parallel_tool_calls=body.get("parallel_tool_calls", True) is not False,
+        parallel_tool_calls=body.get("parallel_tool_calls", True) is not False
+        or "parallel_tool_calls_ignored" in st.faults,
         thinking=thinking_enabled(body, st), images=images,
         json_mode=isinstance(rf, Mapping) and rf.get("type") in ("json_object", "json_schema"),
         regex_text=regex_text,
@@ -359,13 +462,69 @@ def _format_calls(calls: Sequence[lfm2.ParsedCall], st: ServerState, stream: boo
                 args = json.dumps(json.loads(args), ensure_ascii=True, sort_keys=True)
             except ValueError:
                 pass
-        index = c.tool_index if stream else n
+        # Streaming passes the detector's tool_index through (§1.4); non-streaming 0.5.23 re-numbers by
+        # ordinal (§5), while 0.5.17 was recorded passing the detector's index through there too.
+        index = c.tool_index if stream or not _renumbers_tool_index(st) else n
         if "tool_call_stream_index_zero" in st.faults and stream:
             index = 0
         call_id = ("fn-" + uuid.uuid4().hex[:8]) if "tool_call_bad_id" in st.faults else _tool_call_id()
         out.append({"id": call_id, "index": index, "type": "function",
                     "function": {"name": c.name, "arguments": args}})
     return out
+
+
+def _renumbers_tool_index(st: ServerState) -> bool:
+    v = lfm2.parse_version(st.version)
+    return v is None or v >= Version("0.5.23")
+
+
+def _map_strings(value: Any, fn: Any) -> Any:
+    if isinstance(value, str):
+        return fn(value)
+    if isinstance(value, list):
+        return [_map_strings(v, fn) for v in value]
+    if isinstance(value, dict):
+        return {k: _map_strings(v, fn) for k, v in value.items()}
+    return value
+
+
+def _call_faults(calls: Sequence[lfm2.ParsedCall], st: ServerState) -> list[lfm2.ParsedCall]:
+    """Fault modes that corrupt parsed calls (the parser-bug classes of §10)."""
+    f = st.faults
+    out = list(calls)
+    if "tool_parser_drops_nested" in f:
+        out = _drop_nested(out)
+    if "tool_args_escape_mangled" in f or "tool_args_stringified" in f:
+        fixed = []
+        for c in out:
+            args = c.arguments
+            if "tool_args_escape_mangled" in f:
+                args = _map_strings(args, lambda s: s.replace("\\", ""))
+            if "tool_args_stringified" in f and isinstance(args, dict):
+                args = {k: v if isinstance(v, str) else json.dumps(v) for k, v in args.items()}
+            fixed.append(lfm2.ParsedCall(c.name, json.dumps(args, ensure_ascii=False), c.tool_index))
+        out = fixed
+    return out
+
+
+_TOOL_BLOCK = re.compile(re.escape(lfm2.BOT) + r"(.*?)" + re.escape(lfm2.EOT), re.DOTALL)
+
+
+def _lfm2_parse(text: str, tools: Sequence[Mapping[str, Any]], st: ServerState) -> lfm2.ToolParse:
+    """The configured parser's non-streaming parse, with the parser fault modes applied."""
+    f = st.faults
+    if "tool_json_form_ignored" in f:  # JSON-form blocks are not recognised at all
+        text = _TOOL_BLOCK.sub(lambda m: lfm2.BOT + ("[]" if m.group(1).strip().startswith(("{", "[{"))
+                                                      else m.group(1)) + lfm2.EOT, text)
+    if "tool_unknown_forwarded" in f:  # as with SGLANG_FORWARD_UNKNOWN_TOOLS=1
+        result = lfm2.parse_tool_calls(text, tools, st.dialect, forward_unknown=True)
+    else:
+        result = st.parsers.parse_tool_calls(text, tools, st.dialect)
+    calls = _call_faults(result.calls, st)
+    normal = result.normal_text
+    if "tool_text_markup_leak" in f and lfm2.BOT in text and not calls:
+        normal = text
+    return lfm2.ToolParse(normal_text=normal, calls=tuple(calls))
 
 
 def _drop_nested(calls: Sequence[lfm2.ParsedCall]) -> list[lfm2.ParsedCall]:
@@ -400,24 +559,22 @@ def finish_chat(gen: Generation, body: Mapping[str, Any], ctx: Mapping[str, Any]
     """Apply the reasoning and tool-call parsers to one generation (non-streaming)."""
     text = gen.text
     reasoning: str | None = None
-    reasoning_tokens = 0
-    parser = st.variant.reasoning_parser
     f = st.faults
-    if parser and body.get("separate_reasoning", True) is not False and "think_in_content" not in f:
-        force = thinking_enabled(body, st) and "thinking_not_forced" not in f
-        split = lfm2.split_reasoning(text, parser, force=force if parser == "qwen3" else None) \
-            if not ("thinking_not_forced" in f and parser == "qwen3-thinking") \
-            else lfm2.split_reasoning(text, "qwen3", force=False)
-        if split.reasoning_text or lfm2.THINK_START in text or (force and split.text == ""):
-            reasoning = split.reasoning_text
-            idx = text.find(lfm2.THINK_END)
-            reasoning_tokens = len(tok.encode(text[: idx + len(lfm2.THINK_END)] if idx >= 0 else text))
-            reasoning_tokens = min(reasoning_tokens, len(gen.ids))
+    reasoning_tokens = count_reasoning_tokens(text, len(gen.ids), body, st)
+    rparser, force = reasoning_mode(body, st)
+    if rparser:
+        split = st.parsers.split_reasoning(text, rparser, force=force,
+                                           strip_all_think="think_start_removed_everywhere" in f)
+        if "reasoning_text_stripped" in f:
+            split = lfm2.ReasoningSplit(split.reasoning_text.strip(), split.text.strip())
+        if "unterminated_think_as_content" in f and lfm2.THINK_END not in text:
+            split = lfm2.ReasoningSplit("", split.reasoning_text + split.text)
+        if "tool_call_in_reasoning" in f and split.text.strip().startswith(lfm2.BOT):
+            split = lfm2.ReasoningSplit(split.reasoning_text + split.text, "")
+        reasoning = split.reasoning_text or None
         text = split.text
         if "reasoning_in_content" in f and reasoning:
             text, reasoning = reasoning + text, None
-    if "reasoning_tokens_uncounted" in f:
-        reasoning_tokens = 0
     finish, matched = gen.finish_reason, gen.matched_stop
     calls: list[dict[str, Any]] = []
     if ctx["parsing"] and st.variant.tool_call_parser and "tool_call_as_text" not in f:
@@ -428,10 +585,8 @@ def finish_chat(gen: Generation, body: Mapping[str, Any], ctx: Mapping[str, Any]
                 calls = _format_calls(parsed, st)
                 text = ""
         else:
-            result = lfm2.parse_tool_calls(text, ctx["tools"], st.dialect)
+            result = _lfm2_parse(text, ctx["tools"], st)
             found = list(result.calls)
-            if "tool_parser_drops_nested" in f:
-                found = _drop_nested(found)
             if lfm2.BOT in text:
                 text = result.normal_text
             calls = _format_calls(found, st)
@@ -444,12 +599,12 @@ def finish_chat(gen: Generation, body: Mapping[str, Any], ctx: Mapping[str, Any]
 def chat_response(body: Mapping[str, Any], st: ServerState) -> dict[str, Any]:
     """A complete non-streaming chat completion."""
     ids, plan, params, ctx = prepare_chat(body, st)
-    n = body.get("n", 1) or 1
+    n = request_n(body)
     choices, completion_tokens, reasoning_tokens = [], 0, 0
     for i in range(n):
         p = _with_seed(params, i)
         p.logprobs = bool(body.get("logprobs"))
-        p.top_logprobs = int(body.get("top_logprobs") or 0)
+        p.top_logprobs = _opt_int(body.get("top_logprobs"), "top_logprobs") or 0
         gen = generate(ids, plan, p, st.context - len(ids))
         out = finish_chat(gen, body, ctx, st)
         message: dict[str, Any] = {"role": "assistant", "content": out.content,
@@ -510,21 +665,19 @@ def _stream_events(gen: Generation, ids: list[int], body: Mapping[str, Any], ctx
 
     if "stream_no_role_chunk" not in f:
         yield chunk({"role": "assistant", "content": ""})
-    parser = st.variant.reasoning_parser
-    separate = bool(parser) and body.get("separate_reasoning", True) is not False and "think_in_content" not in f
+    rname, rforce = reasoning_mode(body, st)
     rparser = None
-    if separate and parser:
-        force = thinking_enabled(body, st)
-        if "thinking_not_forced" in f:
-            force = False
-        rparser = lfm2.StreamingReasoningParser(
-            parser if "thinking_not_forced" not in f else "qwen3", force=force,
-            stream_reasoning=body.get("stream_reasoning", True) is not False)
+    if rname:
+        rparser = st.parsers.streaming_reasoning(
+            rname, force=rforce,
+            stream_reasoning=body.get("stream_reasoning", True) is not False or "stream_reasoning_ignored" in f,
+            leak_think_start="upstream_fixed_think_leak" not in f)
+    unclosed: list[str] = []  # fault unterminated_think_as_content: reasoning held until </think> is seen
     choice = ctx["choice"]
     json_path = ctx["parsing"] and (choice == "required" or isinstance(choice, Mapping))
     tparser = None
     if ctx["parsing"] and st.variant.tool_call_parser and not json_path and "tool_call_as_text" not in f:
-        tparser = lfm2.StreamingToolParser(ctx["tools"], st.dialect)
+        tparser = st.parsers.streaming_tools(ctx["tools"], st.dialect)
     decoder = tok.IncrementalDecoder(params_skip(body, ctx))
     held_reasoning: list[dict[str, Any]] = []
     content_buffer = ""
@@ -539,7 +692,7 @@ def _stream_events(gen: Generation, ids: list[int], body: Mapping[str, Any], ctx
             yield chunk({"content": text})
         if calls:
             any_calls = True
-            yield chunk({"tool_calls": _format_calls(calls, st, stream=True)})
+            yield chunk({"tool_calls": _format_calls(_call_faults(calls, st), st, stream=True)})
 
     pieces: list[str] = []
     for token_id in gen.ids:
@@ -555,6 +708,11 @@ def _stream_events(gen: Generation, ids: list[int], body: Mapping[str, Any], ctx
         piece = piece[: limit - emitted_chars]
         emitted_chars += len(piece)
         r_delta, c_delta = (rparser.feed(piece) if rparser else ("", piece))
+        if r_delta and rparser and "unterminated_think_as_content" in f:
+            unclosed.append(r_delta)
+            r_delta = "" if rparser.in_reasoning else "".join(unclosed)
+            if not rparser.in_reasoning:
+                unclosed.clear()
         if r_delta:
             ev = chunk({"reasoning_content": r_delta})
             reasoning_count += len(tok.encode(r_delta))
@@ -574,6 +732,8 @@ def _stream_events(gen: Generation, ids: list[int], body: Mapping[str, Any], ctx
             yield chunk({"content": c_delta})
     if rparser:
         r_delta, c_delta = rparser.finish()
+        if unclosed:
+            r_delta, c_delta = "", "".join(unclosed) + r_delta + c_delta
         if r_delta:
             ev = chunk({"reasoning_content": r_delta})
             if "reasoning_after_content" in f:
@@ -634,17 +794,22 @@ def _prompts(body: Mapping[str, Any]) -> list[list[int] | str]:
         raise ClientError("prompt: Input should be a string or a list", type_="Bad Request")
     if not items or any(p == "" or p == [] for p in items):
         raise ClientError("Prompt cannot be empty")
+    for p in items:
+        if not isinstance(p, str) and not (isinstance(p, list) and all(
+                isinstance(i, int) and not isinstance(i, bool) and 0 <= i < tok.VOCAB_SIZE for i in p)):
+            raise ClientError("prompt: Input should be a string, a list of strings or token ids",
+                              type_="Bad Request")
     return items
 
 
 def completion_response(body: Mapping[str, Any], st: ServerState) -> dict[str, Any]:
     """A non-streaming ``/v1/completions`` response."""
     prompts = _prompts(body)
-    mt = body.get("max_tokens", 16)
-    if mt is not None and (not isinstance(mt, int) or isinstance(mt, bool) or mt <= 0):
-        if "no_validation" not in st.faults:
-            raise ClientError("max_tokens must be positive", type_="Bad Request")
-    n = body.get("n", 1) or 1
+    mt = _opt_int(body.get("max_tokens", 16), "max_tokens")
+    if mt is not None and mt <= 0 and "no_validation" not in st.faults:
+        raise ClientError("max_tokens must be positive", type_="Bad Request")
+    n = 1 if "completions_n_ignored" in st.faults else request_n(body)
+    lp = _opt_int(body.get("logprobs"), "logprobs")
     params = sampling_from_request(body, chat=False, st=st)
     choices, prompt_total, completion_total = [], 0, 0
     for prompt in prompts:
@@ -654,13 +819,19 @@ def completion_response(body: Mapping[str, Any], st: ServerState) -> dict[str, A
             raise ClientError(
                 f"The input ({len(ids)} tokens) is longer than the model's context length ({st.context} tokens)."
             )
+        if params.max_new_tokens and len(ids) + params.max_new_tokens > st.context and "no_validation" not in st.faults:
+            raise ClientError(
+                f"Requested token count exceeds the model's maximum context length of {st.context} tokens. You "
+                f"requested a total of {len(ids) + params.max_new_tokens} tokens: {len(ids)} tokens from the input "
+                f"messages and {params.max_new_tokens} tokens for the completion. Please reduce the number of "
+                "tokens in the input messages or the completion to fit within the limit."
+            )
         plan = to_tokens(plan_completion(text, forced_text(body)))
         prompt_total += len(ids)
         for i in range(n):
             p = _with_seed(params, i)
-            lp = body.get("logprobs")
             p.logprobs = lp is not None
-            p.top_logprobs = int(lp or 0)
+            p.top_logprobs = max(0, lp or 0)
             gen = generate(ids, plan, p, st.context - len(ids))
             completion_total += len(gen.ids)
             out_text = gen.text
@@ -669,7 +840,8 @@ def completion_response(body: Mapping[str, Any], st: ServerState) -> dict[str, A
                 out_text = text + out_text
             choices.append({
                 "index": len(choices), "text": out_text,
-                "logprobs": _completion_logprobs(gen, ids if echo else [], p.top_logprobs) if p.logprobs else None,
+                "logprobs": _completion_logprobs(gen, ids if echo else [], p.top_logprobs,
+                                                 "completions_logprobs_short" in st.faults) if p.logprobs else None,
                 "finish_reason": gen.finish_reason, "matched_stop": gen.matched_stop,
             })
     return {"id": uuid.uuid4().hex, "object": "text_completion", "created": int(time.time()),
@@ -677,11 +849,19 @@ def completion_response(body: Mapping[str, Any], st: ServerState) -> dict[str, A
             "usage": _usage(prompt_total, completion_total, 0, st), "metadata": {"weight_version": "default"}}
 
 
-def _completion_logprobs(gen: Generation, echo_ids: Sequence[int], top: int) -> dict[str, Any]:
+def _completion_logprobs(gen: Generation, echo_ids: Sequence[int], top: int,
+                         completions_logprobs_short: bool = False) -> dict[str, Any]:
     tokens = [tok.token_text(i) for i in echo_ids] + [tok.token_text(i) for i in gen.ids[: gen.text_token_count]]
     n_gen = gen.text_token_count
-    token_logprobs: list[float | None] = [None] * len(echo_ids) + gen.logprobs[:n_gen]
-    tops: list[dict[str, float] | None] = [None] * len(echo_ids)
+    # echo: prompt tokens get logprobs too, except the first (recorded 0.5.17, comp_echo_logprobs)
+    token_logprobs: list[float | None] = [None if j == 0 else prompt_logprob(t) for j, t in enumerate(echo_ids)]
+    token_logprobs += gen.logprobs[:n_gen]
+    if completions_logprobs_short:
+        n_gen = max(0, n_gen - 1)
+        tokens, token_logprobs = tokens[:-1], token_logprobs[:-1]
+    tops: list[dict[str, float] | None] = [
+        None if j == 0 or not top else {tok.token_text(t): lp for t, lp in prompt_top_logprobs(top)}
+        for j in range(len(echo_ids))]
     for j in range(n_gen):
         entries = gen.top_logprobs[j] if j < len(gen.top_logprobs) else []
         tops.append({tok.token_text(t): lp for t, lp in entries} if top else None)
@@ -722,17 +902,15 @@ def parse_function_call(body: Mapping[str, Any], st: ServerState) -> dict[str, A
     if not isinstance(text, str):
         raise ClientError("text: Field required", type_="Bad Request")
     parser = body.get("tool_call_parser")
-    if parser not in lfm2.TOOL_CALL_PARSERS:
-        raise ClientError(f"Unsupported tool_call_parser: {parser}")
+    st.parsers.check_tool_call_parser(parser)
     tools = body.get("tools") or []
-    if not tools:
-        return {"normal_text": text, "calls": []}
     if "tool_call_as_text" in st.faults:
         return {"normal_text": text, "calls": []}
-    result = lfm2.parse_tool_calls(text, tools, st.dialect)
+    if tools and parser == "lfm2":
+        result = _lfm2_parse(text, tools, st)
+    else:
+        result = st.parsers.parse_function_call(text, tools, parser, st.dialect)
     calls = list(result.calls)
-    if "tool_parser_drops_nested" in st.faults:
-        calls = _drop_nested(calls)
     out = []
     for c in calls:
         params = c.parameters
@@ -742,26 +920,93 @@ def parse_function_call(body: Mapping[str, Any], st: ServerState) -> dict[str, A
     return {"normal_text": result.normal_text, "calls": out}
 
 
+def _pythonic_parse(text: str, tools: Sequence[Mapping[str, Any]], dialect: lfm2.Dialect) -> lfm2.ToolParse:
+    """SGLang's generic ``pythonic`` detector, as far as the reference needs it: an output that is one
+    bracketed list of calls (no markers) parses like an LFM2 block; anything else is plain text."""
+    body = text.strip()
+    if not (body.startswith("[") and body.endswith("]")):
+        return lfm2.ToolParse(normal_text=text)
+    calls = lfm2.parse_block(body, lfm2.tool_names(tools), dialect)
+    return lfm2.ToolParse(normal_text="" if calls else text, calls=tuple(calls))
+
+
 def separate_reasoning(body: Mapping[str, Any], st: ServerState) -> dict[str, Any]:
     """``POST /separate_reasoning`` (no serving-layer forcing for ``qwen3``)."""
     text = body.get("text")
     if not isinstance(text, str):
         raise ClientError("text: Field required", type_="Bad Request")
     parser = body.get("reasoning_parser")
-    if parser not in lfm2.REASONING_PARSERS:
-        raise ClientError(f"Unsupported reasoning parser: {parser}")
+    st.parsers.check_reasoning_parser(parser)
     if "think_in_content" in st.faults:
         return {"reasoning_text": "", "text": text}
     if "thinking_not_forced" in st.faults:
         parser = "qwen3"
-    split = lfm2.split_reasoning(text, parser)
-    out: dict[str, Any] = {"reasoning_text": split.reasoning_text, "text": split.text}
-    if body.get("return_blocks"):
-        out["reasoning_blocks"] = [split.reasoning_text] if split.reasoning_text else []
-        out["text_blocks"] = [split.text] if split.text else []
-        out["blocks"] = ([{"type": "reasoning", "text": split.reasoning_text}] if split.reasoning_text else []) + (
-            [{"type": "text", "text": split.text}] if split.text else [])
-    return out
+    if "think_start_removed_everywhere" in st.faults or "reasoning_text_stripped" in st.faults:
+        split = lfm2.split_reasoning(text, parser, strip_all_think="think_start_removed_everywhere" in st.faults)
+        if "reasoning_text_stripped" in st.faults:
+            split = lfm2.ReasoningSplit(split.reasoning_text.strip(), split.text.strip())
+        return {"reasoning_text": split.reasoning_text, "text": split.text}
+    return st.parsers.separate_reasoning(text, parser, bool(body.get("return_blocks")))
+
+
+class ProjectParsers:
+    """The project's own parsers (:mod:`pytest_lfm.lfm2`), switched by the emulated version's dialect.
+
+    The default of :attr:`ServerState.parsers`; ``pytest_lfm.reference.upstream.UpstreamParsers`` has
+    the same methods and runs a real SGLang release's parser classes instead.
+    """
+
+    name = "project"
+
+    def check_tool_call_parser(self, parser: Any) -> None:
+        """400 for a tool-call parser other than ``lfm2`` (and SGLang's generic ``pythonic``)."""
+        if parser not in (*lfm2.TOOL_CALL_PARSERS, "pythonic"):
+            raise ClientError(f"Unsupported tool_call_parser: {parser}")
+
+    def check_reasoning_parser(self, parser: Any) -> None:
+        """400 for a reasoning parser other than ``qwen3`` / ``qwen3-thinking``."""
+        if parser not in lfm2.REASONING_PARSERS:
+            raise ClientError(f"Unsupported reasoning parser: {parser}")
+
+    def parse_function_call(self, text: str, tools: Sequence[Mapping[str, Any]], parser: str | None,
+                            dialect: lfm2.Dialect) -> lfm2.ToolParse:
+        """``/parse_function_call``: no tools → the text unchanged, else :func:`lfm2.parse_tool_calls`."""
+        if not tools:
+            return lfm2.ToolParse(normal_text=text)
+        if parser == "pythonic":
+            return _pythonic_parse(text, tools, dialect)
+        return lfm2.parse_tool_calls(text, tools, dialect)
+
+    def separate_reasoning(self, text: str, parser: str, return_blocks: bool = False) -> dict[str, Any]:
+        """``/separate_reasoning`` (no serving-layer forcing for ``qwen3``)."""
+        split = lfm2.split_reasoning(text, parser)
+        out: dict[str, Any] = {"reasoning_text": split.reasoning_text, "text": split.text}
+        if return_blocks:
+            out["reasoning_blocks"] = [split.reasoning_text] if split.reasoning_text else []
+            out["text_blocks"] = [split.text] if split.text else []
+            out["blocks"] = ([{"type": "reasoning", "text": split.reasoning_text}] if split.reasoning_text
+                             else []) + ([{"type": "text", "text": split.text}] if split.text else [])
+        return out
+
+    def parse_tool_calls(self, text: str, tools: Sequence[Mapping[str, Any]] | None,
+                         dialect: lfm2.Dialect) -> lfm2.ToolParse:
+        """Non-streaming chat tool parsing."""
+        return lfm2.parse_tool_calls(text, tools, dialect)
+
+    def split_reasoning(self, text: str, parser: str, force: bool | None = None,
+                        strip_all_think: bool = False) -> lfm2.ReasoningSplit:
+        """Non-streaming chat reasoning split."""
+        return lfm2.split_reasoning(text, parser, force=force, strip_all_think=strip_all_think)
+
+    def streaming_tools(self, tools: Sequence[Mapping[str, Any]], dialect: lfm2.Dialect) -> lfm2.StreamingToolParser:
+        """Streaming chat tool parser."""
+        return lfm2.StreamingToolParser(tools, dialect)
+
+    def streaming_reasoning(self, parser: str, force: bool = False, stream_reasoning: bool = True,
+                            leak_think_start: bool = True) -> lfm2.StreamingReasoningParser:
+        """Streaming chat reasoning parser."""
+        return lfm2.StreamingReasoningParser(parser, force=force, stream_reasoning=stream_reasoning,
+                                             leak_think_start=leak_think_start)
 
 
 def tokenize(body: Mapping[str, Any], st: ServerState) -> dict[str, Any]:
@@ -790,9 +1035,11 @@ def server_info(st: ServerState) -> dict[str, Any]:
         "attention_backend": "reference", "mm_attention_backend": _mm_attention_backend(st),
         "mem_fraction_static": v.recipe.mem_fraction_static, "chunked_prefill_size": 8192,
         "disable_radix_cache": False, "enable_torch_compile": False, "random_seed": 0,
+        "enable_deterministic_inference": True,  # the reference honours `seed` (SGLang: only with this flag)
         "api_key": None if st.api_key is None else "***", "launch_command": "python -m pytest_lfm.reference",
         "version": st.version, "frontend": "python", "reference_server": True,
         "reference_faults": sorted(st.faults.names),
+        "reference_parsers": st.parsers.name,
     }
 
 

@@ -6,6 +6,9 @@ import math
 from typing import Any
 
 from fastapi.responses import JSONResponse
+from packaging.version import Version
+
+from pytest_lfm.lfm2 import parse_version
 
 
 class ClientError(Exception):
@@ -30,10 +33,22 @@ def _finite(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def verify_sampling(p: dict[str, Any]) -> None:
-    """``SamplingParams.verify`` of 0.5.23: raise :class:`ClientError` with SGLang's message."""
+def _newer_than(version: str | None, floor: str) -> bool:
+    """Whether ``version`` is at least ``floor`` (an unknown version counts as the newest)."""
+    v = parse_version(version)
+    return v is None or v >= Version(floor)
+
+
+def verify_sampling(p: dict[str, Any], version: str | None = None) -> None:
+    """``SamplingParams.verify``: raise :class:`ClientError` with SGLang's message (0.5.23 by default).
+
+    Version differences (§4, recorded 0.5.17): ``repetition_penalty=0`` is accepted up to 0.5.10;
+    ``top_k`` 0 or below -1 is accepted before 0.5.23 (0.5.17 answers 200); 0.5.10 words the temperature
+    error "must be non-negative"."""
     t = p["temperature"]
     if not _finite(t) or t < 0:
+        if not _newer_than(version, "0.5.11"):
+            raise ClientError(f"temperature must be non-negative, got {t}.")
         raise ClientError(f"temperature must be a non-negative finite number, got {t}.")
     top_p = p["top_p"]
     if not (_finite(top_p) and 0 < top_p <= 1):
@@ -42,14 +57,17 @@ def verify_sampling(p: dict[str, Any]) -> None:
     if not (_finite(min_p) and 0 <= min_p <= 1):
         raise ClientError(f"min_p must be in [0, 1], got {min_p}.")
     top_k = p["top_k"]
-    if not (top_k == -1 or top_k >= 1):
+    if not (top_k == -1 or top_k >= 1) and _newer_than(version, "0.5.23"):
         raise ClientError(f"top_k must be -1 (disable), or at least 1, got {top_k}.")
     for name in ("frequency_penalty", "presence_penalty"):
         v = p[name]
         if not (_finite(v) and -2 <= v <= 2):
             raise ClientError(f"{name} must be in [-2, 2], got {v}.")
     rp = p["repetition_penalty"]
-    if not (_finite(rp) and 0 < rp <= 2):
+    if not _newer_than(version, "0.5.11"):
+        if not (_finite(rp) and 0 <= rp <= 2):
+            raise ClientError(f"repetition_penalty must be in [0, 2], got {rp}.")
+    elif not (_finite(rp) and 0 < rp <= 2):
         raise ClientError(f"repetition_penalty must be in (0, 2] (1.0 = no penalty), got {rp}.")
     mx = p.get("max_new_tokens")
     if mx is not None and mx < 0:

@@ -47,6 +47,7 @@ class ImageFacts:
     right: str
     digest: str
     text: str = ""
+    orientation: int = 1  # EXIF Orientation tag (1 = as stored)
 
     def describe(self) -> str:
         """A short description: size, colours, and any text the picture shows."""
@@ -70,8 +71,8 @@ def _nearest(rgb: tuple[float, float, float]) -> str:
 def _dominant(img: Image.Image) -> str:
     small = img.resize((16, 16), Image.Resampling.BOX)
     counts: dict[str, int] = {}
-    for px in small.getdata():
-        name = _nearest(px[:3])
+    for px in np.asarray(small.convert("RGB")).reshape(-1, 3).tolist():
+        name = _nearest(tuple(px))
         counts[name] = counts.get(name, 0) + 1
     return max(sorted(counts), key=lambda n: counts[n])
 
@@ -92,7 +93,8 @@ def facts_from_bytes(data: bytes) -> ImageFacts:
 
     digest = hashlib.sha256(rgb.tobytes()).hexdigest()[:16]
     return ImageFacts(width=w, height=h, mode=mode, colour=_dominant(rgb), left=_dominant(left),
-                      right=_dominant(right), digest=digest, text=read_text(rgb))
+                      right=_dominant(right), digest=digest, text=read_text(rgb),
+                      orientation=int(img.getexif().get(0x0112, 1) or 1))
 
 
 # A very small OCR for dark glyphs on a light background: column segmentation, then the nearest

@@ -20,7 +20,7 @@ class Target:
     id: str
     variant: Variant
     base_url: str
-    kind: str  # "attach" | "reference"
+    kind: str  # "attach" | "reference" | "launch"
     version: str | None = None
     hardware: str = "unknown"
     model: str | None = None
@@ -28,6 +28,15 @@ class Target:
     model_info: Mapping[str, Any] = field(default_factory=dict)
     api_key: Secret | None = None
     random_weights: bool = False  # a fixture checkpoint (fixtures/models) stands in for the variant
+    log_path: str | None = None
+    """Launch mode: the server's log file (its tail is attached to failing reports)."""
+    pid: int | None = None
+    """Launch mode: the server's process-group leader (to tell whether it died mid-run)."""
+
+    @property
+    def is_launched(self) -> bool:
+        """True for a server this run started from the recipe."""
+        return self.kind == "launch"
 
     @property
     def served_model(self) -> str:

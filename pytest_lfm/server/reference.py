@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import os
 import select
-import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterable
 
 from pytest_lfm.errors import ServerUnavailable
+from pytest_lfm.server.process import spawn_group, stop_group
 
-_LIVE: set[subprocess.Popen[str]] = set()
 READY = "LFM_REFERENCE_READY port="
 
 
@@ -22,13 +19,15 @@ class ReferenceProcess:
     """``python -m pytest_lfm.reference`` on a free loopback port, in its own process group."""
 
     def __init__(self, variant_id: str, faults: Iterable[str] = (), api_key: str | None = None,
-                 version: str | None = None) -> None:
+                 version: str | None = None, sglang_dir: str | None = None) -> None:
         self.variant_id = variant_id
         self.faults = list(faults)
         self.api_key = api_key
         self.version = version
+        self.sglang_dir = sglang_dir  # set: parse with that installed SGLang release's own parser code
         self.proc: subprocess.Popen[str] | None = None
         self.port: int | None = None
+        self.cmd: list[str] = []
 
     @property
     def base_url(self) -> str:
@@ -43,13 +42,14 @@ class ReferenceProcess:
             cmd += ["--fault", f]
         if self.version:
             cmd += ["--sglang-version", self.version]
+        if self.sglang_dir:
+            cmd += ["--parsers", "sglang", "--sglang-dir", self.sglang_dir]
         env = dict(os.environ)
         if self.api_key:
             cmd += ["--api-key-env", "LFM_REFERENCE_API_KEY"]  # never in argv
             env["LFM_REFERENCE_API_KEY"] = self.api_key
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     start_new_session=True, env=env)
-        _LIVE.add(self.proc)
+        self.cmd = cmd
+        self.proc = spawn_group(cmd, env=env, stdout=subprocess.PIPE)
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         """Read the READY line; fail fast with the output if the process exits."""
@@ -70,37 +70,20 @@ class ReferenceProcess:
         self.stop()
         raise ServerUnavailable(
             f"the reference server for {self.variant_id} did not start",
-            tried=[f"{' '.join(self.proc.args)} (exit code {self.proc.returncode})", *seen[-20:]],
+            tried=[f"{' '.join(self.cmd)} (exit code {self.proc.returncode})", *seen[-20:]],
             remedy="check that pytest-lfm is installed with its dependencies (fastapi, uvicorn, numpy, pillow)",
         )
 
     def stop(self, grace: float = 3.0) -> None:
         """SIGTERM the process group, then SIGKILL after ``grace`` seconds."""
-        proc = self.proc
-        if proc is None:
-            return
-        _stop(proc, grace)
-        _LIVE.discard(proc)
-
-
-def _stop(proc: subprocess.Popen[str], grace: float) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
-    if proc.stdout is not None:
-        proc.stdout.close()
+        if self.proc is not None:
+            stop_group(self.proc, grace)
 
 
 def start_many(variant_ids: Iterable[str], faults: Iterable[str] = (), api_key: str | None = None,
-               version: str | None = None) -> list[ReferenceProcess]:
+               version: str | None = None, sglang_dir: str | None = None) -> list[ReferenceProcess]:
     """Start one reference server per variant, in parallel; on any failure stop them all."""
-    procs = [ReferenceProcess(v, faults, api_key, version) for v in variant_ids]
+    procs = [ReferenceProcess(v, faults, api_key, version, sglang_dir) for v in variant_ids]
     try:
         for p in procs:
             p.spawn()
@@ -111,10 +94,3 @@ def start_many(variant_ids: Iterable[str], faults: Iterable[str] = (), api_key: 
             p.stop()
         raise
     return procs
-
-
-@atexit.register
-def _sweep() -> None:
-    for proc in list(_LIVE):
-        _stop(proc, 1.0)
-        _LIVE.discard(proc)
