@@ -33,6 +33,7 @@ from pytest_lfm.cases import Case, load_cases
 from pytest_lfm.client import LfmHttp
 from pytest_lfm.lfm2 import BOT, EOT, render_json_tool_calls, render_tool_calls
 from pytest_lfm.paths import fixtures_dir
+from pytest_lfm.server.base import Target
 
 pytestmark = pytest.mark.lfm_requires("tools")
 
@@ -48,6 +49,10 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large], print_blob=False,
 )
 PROFILE = os.environ.get("LFM_HYPOTHESIS_PROFILE", "ci")
+# The parser is model-free: targets that run the same SGLang version and parser backend run the same code.
+# The first such target in a session gets the full profile; the others a smoke run of SMOKE_EXAMPLES.
+SMOKE_EXAMPLES = 25
+_FULL_RUN_DONE: set[tuple[Any, ...]] = set()
 
 
 @cache
@@ -194,15 +199,22 @@ def _check_roundtrip(http: LfmHttp, sc: Scenario, form: str) -> None:
              data["normal_text"], context)
 
 
-def test_roundtrip_property(lfm_http: LfmHttp, record_property: Any) -> None:
+def test_roundtrip_property(lfm_http: LfmHttp, lfm_target: Target, record_property: Any) -> None:
     """Generated tools and calls, rendered by the project's LFM2 renderer, parse back to exactly those calls:
     names, arguments equal as JSON (unicode, quotes, backslashes, control characters, nesting, numbers at
     the edges), normal_text = the stripped text before the block. Each example is checked in both forms:
     pythonic (tool_index = position in the block) and the JSON array with ``arguments`` (tool_index = the
-    tool's position in the request's tools list) (§1.2, §1.3)."""
+    tool's position in the request's tools list) (§1.2, §1.3). Full profile once per SGLang version and
+    parser backend in a session, a smoke run on further targets running the same parser code."""
     seen = [0]
+    args = lfm_target.server_args
+    key = (lfm_target.version, args.get("tool_call_parser"), args.get("reference_parsers"))
+    profile = settings.get_profile(PROFILE)
+    run = "full" if key not in _FULL_RUN_DONE else "smoke"
+    if run == "smoke":
+        profile = settings(profile, max_examples=min(SMOKE_EXAMPLES, profile.max_examples))
 
-    @settings(settings.get_profile(PROFILE))
+    @settings(profile)
     @given(sc=scenarios())
     def roundtrip(sc: Scenario) -> None:
         seen[0] += 1
@@ -210,6 +222,7 @@ def test_roundtrip_property(lfm_http: LfmHttp, record_property: Any) -> None:
         _check_roundtrip(lfm_http, sc, "json")
 
     roundtrip()
-    record_property("lfm_examples", seen[0])
+    _FULL_RUN_DONE.add(key)
+    record_property("hypothesis_examples", seen[0])
     record_property("lfm_statistic", f"{seen[0]} of {seen[0]} generated scenarios round-tripped in both forms "
-                                     f"(hypothesis profile {PROFILE}, derandomized)")
+                                     f"(hypothesis profile {PROFILE}, {run} run, derandomized)")

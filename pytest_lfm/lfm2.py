@@ -500,24 +500,33 @@ def _partial_suffix(buffer: str, *tokens: str) -> int:
     return best
 
 
+def think_leak_in_stream(version: str | None) -> bool:
+    """Whether a release's streaming detector leaks ``<think>`` with ``stream_reasoning=false`` (§2).
+
+    0.5.17 strips the opening tag from a local copy of its buffer only, so the one reasoning delta
+    starts with the raw tag (recorded: ``"<think>abc"``); 0.5.23 writes the stripped buffer back
+    (released ``reasoning_parser.py``). Unknown versions count as the newest.
+    """
+    v = parse_version(version)
+    return v is not None and v < Version("0.5.23")
+
+
 @dataclass
 class StreamingReasoningParser:
-    """Incremental ``<think>`` splitting as SGLang's detector streams it (§2, streaming).
+    """Incremental ``<think>`` splitting as SGLang 0.5.23's detector streams it (§2, streaming).
 
-    Mirrors ``_parse_streaming_increment_impl``: while the buffer is a proper prefix of ``<think>``,
-    ``</think>`` or ``<tool_call>`` it is held; the first ``<think>`` is stripped once; at ``</think>``
-    the reasoning part and the rest (as content) come out in the same step. With
-    ``stream_reasoning=False`` reasoning is held and emitted in one delta; SGLang strips the opening
-    ``<think>`` only from its local view of the buffer, so that delta starts with the raw ``<think>``
-    when the model wrote one (recorded on 0.5.17: ``"<think>abc"``; same code at the 0.5.23-era commit
-    the notes cite). ``leak_think_start=False`` gives the fixed behaviour. ``finish()`` flushes held text
-    (the notes: a held partial-tag tail comes out as reasoning while in a think block).
+    While the whole buffer is a proper prefix of ``<think>``, ``</think>`` or ``<tool_call>`` it is
+    held; the first ``<think>`` is stripped once; at ``</think>`` the reasoning part and the rest (as
+    content) come out in the same step; while streaming reasoning a trailing partial tag is held back;
+    with ``stream_reasoning=False`` reasoning is held and emitted in one delta. ``leak_think_start``
+    emulates 0.5.17, whose one delta keeps the raw opening tag (:func:`think_leak_in_stream`).
+    ``finish()`` flushes what is held (reasoning while in a think block, else content).
     """
 
     parser: str
     force: bool = False
     stream_reasoning: bool = True
-    leak_think_start: bool = True
+    leak_think_start: bool = False
     _buffer: str = ""
     _in_reasoning: bool = False
     _stripped_start: bool = False
@@ -538,10 +547,10 @@ class StreamingReasoningParser:
             return "", ""
         if not self._stripped_start and THINK_START in current:
             current = current.replace(THINK_START, "", 1)
+            if not self.leak_think_start:
+                self._buffer = current
             self._stripped_start = True
             self._in_reasoning = True
-            if not self.stream_reasoning and not self.leak_think_start:
-                self._buffer = current
         if self._in_reasoning and THINK_END in current:
             reasoning, _, rest = current.partition(THINK_END)
             self._buffer = ""
@@ -554,8 +563,10 @@ class StreamingReasoningParser:
                 self._in_reasoning = False
                 return current[:idx], current[idx:]
             if self.stream_reasoning:
-                self._buffer = ""
-                return current, ""
+                tags = (THINK_END, QWEN_TOOL_START) if self._stripped_start else (THINK_END, QWEN_TOOL_START, THINK_START)
+                hold = _partial_suffix(current, *tags)
+                self._buffer = current[len(current) - hold:]
+                return current[: len(current) - hold], ""
             return "", ""
         self._buffer = ""
         return "", current

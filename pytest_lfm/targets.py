@@ -104,7 +104,8 @@ def build_targets(cfg: LfmConfig, start_reference: bool = True,
                 chosen += [spec.variant] if spec.variant else [v.id for v in select_variants(cfg.variants)]
             chosen = [get_variant(c).id for c in dict.fromkeys(chosen)]
             procs = start_many(chosen, cfg.faults, cfg.api_key.get() if cfg.api_key else None, REFERENCE_VERSION,
-                               sglang_dir=str(cfg.reference_parsers) if cfg.reference_parsers else None)
+                               sglang_dir=str(cfg.reference_parsers) if cfg.reference_parsers else None,
+                               hardware=cfg.hardware if cfg.hardware and cfg.hardware != UNKNOWN else None)
             out.processes.extend(procs)
             for proc in procs:
                 result = probe(proc.base_url, cfg.api_key)

@@ -74,12 +74,14 @@ class SuiteRun:
 
 
 def run_suite(pytester: pytest.Pytester, modules: Iterable[str], *, variants: Iterable[str] = ("1.2B-Instruct",),
-              faults: Iterable[str] = (), extra: Iterable[str] = ()) -> SuiteRun:
-    """Run conformance modules (names under ``conformance/``) against reference servers."""
+              faults: Iterable[str] = (), extra: Iterable[str] = (), server: str | None = None) -> SuiteRun:
+    """Run conformance modules (names under ``conformance/``) against reference servers started by the
+    plugin, or against ``server`` (``VARIANT=URL`` or a URL of a server the test started itself)."""
     report = pytester.path / "lfm-report"
     args = [str(suite_dir() / m) for m in modules]
-    args += ["--lfm-server=reference", f"--lfm-report={report}", "-p", "no:cacheprovider", "-q"]
-    args += [f"--lfm-variant={v}" for v in variants]
+    args += [f"--lfm-server={server or 'reference'}", f"--lfm-report={report}", "-p", "no:cacheprovider", "-q"]
+    if server is None:
+        args += [f"--lfm-variant={v}" for v in variants]
     args += [f"--lfm-reference-fault={f}" for f in faults]
     args += list(extra)
     result = pytester.runpytest_subprocess(*args, timeout=600)

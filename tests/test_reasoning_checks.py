@@ -23,8 +23,6 @@ def test_reasoning_checks_pass_on_correct_server(suite: Any) -> None:
     run = suite(MODULES, variants=[*REASONING, "1.2B-Instruct"])
     run.assert_passes("test_reasoning")
     assert run.ret == 0, run.stdout[-3000:]
-    xfailed = run.outcomes("8B-A1B-stream-reasoning-false-one-delta-stream")
-    assert set(xfailed.values()) == {"xfailed"}, xfailed
     for parser in REASONING_PARSERS:
         passed = [n for n, o in run.outcomes("test_separate_reasoning_corpus[8B-A1B-").items()
                   if o == "passed" and n.endswith(f"-{parser}]")]
@@ -32,7 +30,7 @@ def test_reasoning_checks_pass_on_correct_server(suite: Any) -> None:
 
 
 def test_corpus_has_thirty_cases_per_parser_on_every_version() -> None:
-    """At least 30 corpus cases hold on every SGLang version (not gated), for both parser names."""
+    """At least 30 corpus cases hold on every SGLang version (not version-gated), for both parser names."""
     corpus = [c for c in load_cases("reasoning") if "text" in c.data]
     for parser in REASONING_PARSERS:
         assert sum(1 for c in corpus if parser in c.data and not c.sglang) >= 30
@@ -93,6 +91,10 @@ FAULT_CASES: dict[str, tuple[list[str], list[tuple[str, tuple[str, ...]]]]] = {
         ("test_tool_call_after_reasoning_forced[8B-A1B-non-stream]", ("need weather",)),
         ("test_tool_call_after_reasoning_natural[", ("tool calls",)),
     ]),
+    "stream_reasoning_think_leak": (["8B-A1B", "1.2B-Thinking"], [
+        ("test_forced_reasoning_case[8B-A1B-stream-reasoning-false-one-delta-stream]", ("<think>abc",)),
+        ("test_stream_reasoning_false_sends_one_delta[1.2B-Thinking]", ("the one reasoning delta", "<think>")),
+    ]),
     "tool_call_as_text": (["8B-A1B"], [
         ("test_tool_call_after_reasoning_forced[8B-A1B-stream]", ("get_weather",)),
     ]),
@@ -106,13 +108,3 @@ def test_reasoning_check_fails_on_fault(suite: Any, fault: str) -> None:
     run = suite(MODULES, variants=variants, faults=[fault], extra=["-k", selector])
     for match, words in expectations:
         run.assert_fails(match, *words)
-
-
-def test_stream_reasoning_leak_xfail_turns_into_unexpected_pass(suite: Any) -> None:
-    """The strict xfail of the upstream ``<think>`` leak (stream_reasoning=false) is live: on a server
-    without the leak it reports an unexpected pass and the run fails."""
-    run = suite("test_reasoning.py", variants=["8B-A1B"], faults=["upstream_fixed_think_leak"],
-                extra=["-k", "test_forced_reasoning_case or test_stream_reasoning_false_sends_one_delta"])
-    assert run.outcome("stream-reasoning-false-one-delta-stream]") == "xpassed", run.stdout[-3000:]
-    assert run.outcome("test_stream_reasoning_false_sends_one_delta[") == "passed"
-    assert run.ret != 0

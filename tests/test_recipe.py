@@ -112,7 +112,8 @@ def test_local_model_path() -> None:
 def test_image_tag_configurable(image: str | None, expected_ref: str, version: str | None) -> None:
     recipe = build_recipe(get_variant("350M"), get_hardware("h100"), framing="docker", image=image, environ={})
     assert expected_ref in recipe.argv
-    assert str(image_version(expected_ref)) == str(version) if version else image_version(expected_ref) is None
+    found = image_version(expected_ref)
+    assert (str(found) if found else None) == version
 
 
 def test_b300_default_image_is_cu13() -> None:

@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fault", action="append", default=[], metavar="NAME", help="enable a fault mode (repeatable)")
     ap.add_argument("--sglang-version", default="0.5.23", help="SGLang release whose behaviour to emulate")
     ap.add_argument("--context-length", type=int, default=None)
+    ap.add_argument("--hardware", default=None, help="GPU to report in /server_info's resolved backends (h100, b200, ...)")
     ap.add_argument("--parsers", choices=("project", "sglang"), default="project",
                     help="tool-call/reasoning parsers: the project's own (default), or a real SGLang release's "
                          "parser code from --sglang-dir (then /server_info reports that release's version)")
@@ -35,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="print 'LFM_REFERENCE_READY port=N' once listening (used with --port 0)")
     ap.add_argument("--watch-parent", action="store_true", help="exit when the parent process exits")
     ap.add_argument("--list-faults", action="store_true", help="list the fault modes and exit")
+    ap.add_argument("--ttft-delay-ms", type=float, default=0.0, metavar="MS",
+                    help="streaming: hold the first token chunk MS milliseconds (an injected time to first token)")
+    ap.add_argument("--tpot-delay-ms", type=float, default=0.0, metavar="MS",
+                    help="streaming: space later token chunks MS milliseconds apart (an injected time per token)")
     args = ap.parse_args(argv)
     if args.list_faults:
         for name, what in FAULTS.items():
@@ -48,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         server = ReferenceServer(args.variant, host=args.host, port=args.port, faults=args.fault,
                                  api_key=args.api_key, version=args.sglang_version,
                                  context_length=args.context_length, parsers=args.parsers,
-                                 sglang_dir=args.sglang_dir)
+                                 sglang_dir=args.sglang_dir, hardware=args.hardware,
+                                 ttft_delay_ms=args.ttft_delay_ms, tpot_delay_ms=args.tpot_delay_ms)
     except (LfmError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

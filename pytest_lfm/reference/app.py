@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
@@ -54,7 +55,7 @@ def create_app(state: ServerState) -> FastAPI:
             body = await body_of(request)
             if stream_fn is not None and body.get("stream"):
                 events = await run_in_threadpool(lambda: list(stream_fn(body, state)))
-                return StreamingResponse(_sse(events), media_type="text/event-stream")
+                return StreamingResponse(_sse(events, state), media_type="text/event-stream")
             result = await run_in_threadpool(fn, body, state)
             return JSONResponse(result)
         except MediaError as exc:
@@ -96,6 +97,7 @@ def create_app(state: ServerState) -> FastAPI:
     @app.api_route("/flush_cache", methods=["GET", "POST"])
     async def flush_cache() -> Response:
         state.first_image = None if "image_stale" not in state.faults else state.first_image
+        state.image_cache.clear()
         return PlainTextResponse("Cache flushed.\nPlease check backend logs for more details. (When there are "
                                  "running or waiting requests, the operation will not be performed.)\n")
 
@@ -123,8 +125,34 @@ def create_app(state: ServerState) -> FastAPI:
     return app
 
 
-async def _sse(events: list[Any]) -> Any:
+def _has_token(ev: Any) -> bool:
+    """A chunk that carries generated output (content, reasoning, tool-call or completion text)."""
+    if not isinstance(ev, dict):
+        return False
+    for ch in ev.get("choices") or ():
+        delta = ch.get("delta") or {}
+        if delta.get("content") or delta.get("reasoning_content") or delta.get("tool_calls") or ch.get("text"):
+            return True
+    return False
+
+
+async def _sse(events: list[Any], state: ServerState | None = None) -> Any:
+    ttft = state.ttft_delay_ms / 1000.0 if state is not None else 0.0
+    tpot = state.tpot_delay_ms / 1000.0 if state is not None else 0.0
+    loop = asyncio.get_running_loop()
+    first: float | None = None
+    tokens = 0
+    start = loop.time()
     for ev in events:
+        if (ttft > 0 or tpot > 0) and _has_token(ev):
+            # an absolute schedule (first token at start + ttft, token k at first + k * tpot), so that the
+            # time spent writing chunks and the timer's wake-up latency do not accumulate over a stream
+            due = start + ttft if first is None else first + tokens * tpot
+            first = start + ttft if first is None else first
+            tokens += 1
+            wait = due - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
         if isinstance(ev, str):
             yield f"data: {ev}\n\n"
         else:

@@ -31,9 +31,8 @@ FAULTS: dict[str, str] = {
                                   "qwen3 were configured",
     "tool_call_in_reasoning": "a tool-call block right after </think> is kept in reasoning_content instead "
                               "of being parsed (non-streaming)",
-    "upstream_fixed_think_leak": "NOT an SGLang fault: the upstream stream_reasoning=false <think> leak (§2, "
-                                 "recorded on 0.5.17) is absent, to show its strict xfail turning into an "
-                                 "unexpected pass once upstream fixes it",
+    "stream_reasoning_think_leak": "with stream_reasoning=false the one reasoning delta keeps the raw <think> "
+                                   "tag (the 0.5.17 bug, fixed in 0.5.23)",
     # tool calls (§1, §5, §10 A/B)
     "tool_call_as_text": "the lfm2 parser is bypassed: tool-call markup stays in content, no tool_calls",
     "tool_call_bad_id": "tool call ids are not 'call_' + 24 hex",

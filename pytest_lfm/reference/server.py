@@ -23,9 +23,12 @@ class ReferenceServer:
 
     def __init__(self, variant_id: str, *, host: str = "127.0.0.1", port: int = 0, faults: Iterable[str] = (),
                  api_key: str | None = None, version: str = "0.5.23", context_length: int | None = None,
-                 parsers: str = "project", sglang_dir: str | None = None) -> None:
+                 parsers: str = "project", sglang_dir: str | None = None, hardware: str | None = None,
+                 ttft_delay_ms: float = 0.0, tpot_delay_ms: float = 0.0) -> None:
         self.state = ServerState(variant=get_variant(variant_id), version=version, faults=Faults(faults),
-                                 api_key=api_key, context_length=context_length)
+                                 api_key=api_key, context_length=context_length,
+                                 ttft_delay_ms=ttft_delay_ms, tpot_delay_ms=tpot_delay_ms)
+        self.state.hardware = hardware
         if parsers == "sglang":
             # a real SGLang release's parser code; its version replaces the emulated one (case gates)
             from pytest_lfm.reference.upstream import UpstreamParsers, UpstreamParsersError

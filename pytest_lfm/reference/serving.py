@@ -58,6 +58,10 @@ class ServerState:
     # the tool-call and reasoning parsers: the project's (pytest_lfm.lfm2, default) or a real SGLang
     # release's (pytest_lfm.reference.upstream.UpstreamParsers, ``--parsers sglang``)
     parsers: Any = field(default_factory=lambda: ProjectParsers())
+    # injected latency (``--ttft-delay-ms`` / ``--tpot-delay-ms``), applied by the SSE writer in app.py: the
+    # first token chunk waits ttft, each later one tpot more (absolute schedule), for the bench's accuracy tests
+    ttft_delay_ms: float = 0.0
+    tpot_delay_ms: float = 0.0
 
     @property
     def model_name(self) -> str:
@@ -671,7 +675,7 @@ def _stream_events(gen: Generation, ids: list[int], body: Mapping[str, Any], ctx
         rparser = st.parsers.streaming_reasoning(
             rname, force=rforce,
             stream_reasoning=body.get("stream_reasoning", True) is not False or "stream_reasoning_ignored" in f,
-            leak_think_start="upstream_fixed_think_leak" not in f)
+            leak_think_start=lfm2.think_leak_in_stream(st.version) or "stream_reasoning_think_leak" in f)
     unclosed: list[str] = []  # fault unterminated_think_as_content: reasoning held until </think> is seen
     choice = ctx["choice"]
     json_path = ctx["parsing"] and (choice == "required" or isinstance(choice, Mapping))

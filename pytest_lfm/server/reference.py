@@ -19,8 +19,9 @@ class ReferenceProcess:
     """``python -m pytest_lfm.reference`` on a free loopback port, in its own process group."""
 
     def __init__(self, variant_id: str, faults: Iterable[str] = (), api_key: str | None = None,
-                 version: str | None = None, sglang_dir: str | None = None) -> None:
+                 version: str | None = None, sglang_dir: str | None = None, hardware: str | None = None) -> None:
         self.variant_id = variant_id
+        self.hardware = hardware  # reported in /server_info's resolved backends
         self.faults = list(faults)
         self.api_key = api_key
         self.version = version
@@ -44,6 +45,8 @@ class ReferenceProcess:
             cmd += ["--sglang-version", self.version]
         if self.sglang_dir:
             cmd += ["--parsers", "sglang", "--sglang-dir", self.sglang_dir]
+        if self.hardware:
+            cmd += ["--hardware", self.hardware]
         env = dict(os.environ)
         if self.api_key:
             cmd += ["--api-key-env", "LFM_REFERENCE_API_KEY"]  # never in argv
@@ -81,9 +84,10 @@ class ReferenceProcess:
 
 
 def start_many(variant_ids: Iterable[str], faults: Iterable[str] = (), api_key: str | None = None,
-               version: str | None = None, sglang_dir: str | None = None) -> list[ReferenceProcess]:
+               version: str | None = None, sglang_dir: str | None = None,
+               hardware: str | None = None) -> list[ReferenceProcess]:
     """Start one reference server per variant, in parallel; on any failure stop them all."""
-    procs = [ReferenceProcess(v, faults, api_key, version, sglang_dir) for v in variant_ids]
+    procs = [ReferenceProcess(v, faults, api_key, version, sglang_dir, hardware) for v in variant_ids]
     try:
         for p in procs:
             p.spawn()
