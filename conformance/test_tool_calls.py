@@ -61,11 +61,12 @@ def needs_model(target: Target) -> None:
 
 def forced(target: Target, text: str) -> dict[str, Any]:
     """Body fields that force the raw output to be exactly ``text`` (§1.5, gpu-sglang-0.5.17.md)."""
-    if target.variant.supports("always_thinking") and not (target.real_weights or target.is_reference):
+    thinking = target.variant.supports("always_thinking")
+    if thinking and not (target.real_weights or target.is_reference):
         pytest.skip("the regex constraint applies only after </think>, which a random-weight always-thinking "
                     "model never emits")
     return {"regex": re.escape(text), "chat_template_kwargs": {"enable_thinking": False},
-            "temperature": 0, "max_tokens": len(text.encode()) + 400}
+            "temperature": 0, "max_tokens": len(text.encode()) + (2048 if thinking else 400)}
 
 
 def model_fields(target: Target) -> dict[str, Any]:

@@ -8,6 +8,7 @@ deadline; the default against an attached server). ``LFM_HYPOTHESIS_PROFILE`` ov
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Callable
@@ -75,8 +76,6 @@ def test_validation_case(lfm_http: LfmHttp, lfm_target: Target, case: Case) -> N
             expect_equal("usage.completion_tokens", case["completion_tokens"],
                          resp.json().get("usage", {}).get("completion_tokens"), context)
         return
-    import json
-
     try:
         data = json.loads(raw)
     except ValueError:

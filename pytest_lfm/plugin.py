@@ -281,7 +281,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             path = write_report(cfg.report_dir, config.stash.get(INFOS_KEY, []), config.stash.get(RESULTS_KEY, []))
             reporter = config.pluginmanager.get_plugin("terminalreporter")
             if reporter is not None:
-                reporter.write_line(f"lfm: report written to {path} and {path.with_name('matrix.md')}")
+                reporter.write_line(f"lfm: report written to {path}, {path.with_name('matrix.md')} and "
+                                    f"{path.with_name('matrix.html')}")
     finally:
         targets = config.stash.get(TARGETS_KEY, None)
         if targets is not None:

@@ -232,7 +232,8 @@ def test_server_dying_mid_run_is_reported_and_does_not_hang(
         pytester: pytest.Pytester, pid_dir: Path, monkeypatch: pytest.MonkeyPatch, workers: int) -> None:
     monkeypatch.setenv("FAKE_SGLANG_MODE", "die_mid_run")
     pytester.makepyfile(test_dies=DIES_MID_RUN)
-    xdist = ["-n", str(workers)] if workers else ["-p", "no:xdist"]
+    # loadfile keeps the three ordered checks on one worker; the other worker still attaches to the server
+    xdist = ["-n", str(workers), "--dist=loadfile"] if workers else ["-p", "no:xdist"]
     t0 = time.monotonic()
     result = pytester.runpytest_subprocess("--lfm-launch", "--lfm-hardware=h100", "--lfm-variant=350M", FAKE_OPT,
                                            "-p", "no:cacheprovider", "-rA", *xdist, "test_dies.py", timeout=120)

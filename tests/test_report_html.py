@@ -122,3 +122,12 @@ def test_family_filter_recomputes_cells(page: Path, tmp_path: Path) -> None:
     dom = browse(with_family_filter(page, "test_protocol", True), tmp_path / "profile2", "--dump-dom").stdout
     assert 'data-filtered="test_protocol"' in dom
     assert "status-failing" in _cell(dom, "unknown", "VL-1.6B")
+
+
+@pytest.mark.parametrize("ci", ["true", ""])
+def test_missing_chromium_fails_on_ci_and_skips_elsewhere(monkeypatch: pytest.MonkeyPatch, ci: str) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setenv("CI", ci)
+    expected = pytest.fail.Exception if ci else pytest.skip.Exception
+    with pytest.raises(expected, match=re.escape(INSTALL)):
+        chromium()
