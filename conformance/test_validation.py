@@ -27,7 +27,7 @@ CASES = load_cases("validation")
 PROMPT = "Name three colours."
 ERROR_KEYS = {"object", "message", "type", "param", "code"}
 
-settings.register_profile("lfm-ci", max_examples=25, deadline=5000, database=None, derandomize=True,
+settings.register_profile("lfm-ci", max_examples=20, deadline=5000, database=None, derandomize=True,
                           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 settings.register_profile("lfm-gpu", max_examples=150, deadline=60000, database=None,
                           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -149,7 +149,7 @@ def test_fuzz_sampling_domain(lfm_http: LfmHttp, lfm_target: Target,
     """Property-based fuzz over the sampling domain (every §4 range, in and out) and request shapes
     (chat/completions, stream, n, max_tokens, stop): a valid request answers 200 with at most
     ``n * max_tokens`` completion tokens, an invalid one a 4xx, never a 5xx, and ``/health`` answers 200
-    after every example. Bounded: profile ``lfm-ci`` 25 examples (reference), ``lfm-gpu`` 150 (§4, §3)."""
+    after every example. Bounded: profile ``lfm-ci`` 20 examples (reference), ``lfm-gpu`` 150 (§4, §3)."""
     profile = _profile(lfm_target)
     counts = {"valid": 0, "invalid": 0, "either": 0}
 

@@ -1,0 +1,126 @@
+"""The harness's own overhead per request: ``pytest_lfm.bench`` next to a plain httpx loop.
+
+Both clients send the same streaming chat requests (the seed's workload shape: 1024 input tokens, 128 output
+tokens forced with ``ignore_eos``) to one reference server started in a subprocess, alternating request by
+request so that load on the machine affects both alike. The plain loop is what one would write by hand (and
+what ``sglang.bench_serving`` does): ``httpx`` streaming, ``iter_lines``, ``json.loads`` per ``data:`` line and
+``time.perf_counter`` at the first content chunk and at the end. The harness path is
+:func:`pytest_lfm.bench.run_requests` (request builder, timer, progress hook; concurrency 1).
+
+Printed: the median wall time per request of each, the median added time per request (harness minus
+plain, paired), and the median difference of the TTFT each one measures. Goal: under 1 ms added.
+
+Usage: ``python benchmarks/bench_harness_overhead.py [--requests 200] [--input-len 1024] [--output-len 128]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+import httpx
+
+from pytest_lfm import bench
+
+
+def start_reference(variant: str = "1.2B-Instruct") -> tuple[subprocess.Popen[str], str]:
+    """A reference server in a subprocess (its own interpreter, so it does not share our GIL)."""
+    proc = subprocess.Popen([sys.executable, "-m", "pytest_lfm.reference", "--variant", variant, "--port", "0",
+                             "--announce", "--watch-parent"], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("LFM_REFERENCE_READY port="):
+        proc.kill()
+        raise RuntimeError(f"reference server did not start: {line!r}")
+    return proc, f"http://127.0.0.1:{int(line.split('=')[1])}"
+
+
+def plain_request(client: httpx.Client, payload: bytes) -> tuple[float, float]:
+    """(wall seconds, ttft seconds) of one request timed by a plain httpx loop."""
+    start = time.perf_counter()
+    ttft = 0.0
+    with client.stream("POST", bench.CHAT_PATH, content=payload, headers={"content-type": "application/json"}) as r:
+        for line in r.iter_lines():
+            if not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                continue
+            event = json.loads(data)
+            choices = event.get("choices") or [{}]
+            delta = choices[0].get("delta") or {}
+            if (delta.get("content") or delta.get("reasoning_content")) and not ttft:
+                ttft = time.perf_counter() - start
+    return time.perf_counter() - start, ttft
+
+
+def main() -> int:
+    """Run the comparison and print the figures."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--requests", type=int, default=200)
+    ap.add_argument("--input-len", type=int, default=1024)
+    ap.add_argument("--output-len", type=int, default=128)
+    ap.add_argument("--server", default=None, help="use this server instead of starting a reference server")
+    args = ap.parse_args()
+    proc = None
+    url = args.server
+    if url is None:
+        proc, url = start_reference()
+    try:
+        transport = httpx.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
+        plain_client = httpx.Client(base_url=url, timeout=120.0, transport=transport)
+        harness_client = bench.make_client(url)
+        model = bench.served_model(harness_client)
+        prompts = bench.make_prompts(harness_client, model, args.requests, args.input_len).prompts
+        payloads = [bench.chat_payload(model, p, args.output_len) for p in prompts]
+        warm = min(10, len(payloads))
+        for p in payloads[:warm]:
+            plain_request(plain_client, p)
+            bench.time_request(harness_client, p)
+        plain_wall: list[float] = []
+        plain_ttft: list[float] = []
+        harness_wall: list[float] = []
+        harness_ttft: list[float] = []
+        for i, p in enumerate(payloads):
+            def run_harness(p: bytes = p) -> None:
+                t0 = time.perf_counter()
+                timings, _ = bench.run_requests(harness_client, lambda _i: p, 1, 1)
+                harness_wall.append(time.perf_counter() - t0)
+                harness_ttft.append(timings[0].ttft_ns / 1e9)
+
+            def run_plain(p: bytes = p) -> None:
+                wall, ttft = plain_request(plain_client, p)
+                plain_wall.append(wall)
+                plain_ttft.append(ttft)
+
+            first, second = (run_plain, run_harness) if i % 2 == 0 else (run_harness, run_plain)
+            first()
+            second()
+        ms = 1000.0
+        added = [(h - p) * ms for h, p in zip(harness_wall, plain_wall, strict=True)]
+        ttft_added = [(h - p) * ms for h, p in zip(harness_ttft, plain_ttft, strict=True)]
+        print(f"server {url}, {args.requests} requests each, in {args.input_len} / out {args.output_len} tokens, "
+              "alternating")
+        print(f"plain httpx loop        : {statistics.median(plain_wall) * ms:8.3f} ms per request (median), "
+              f"TTFT {statistics.median(plain_ttft) * ms:.3f} ms")
+        print(f"pytest_lfm.bench        : {statistics.median(harness_wall) * ms:8.3f} ms per request (median), "
+              f"TTFT {statistics.median(harness_ttft) * ms:.3f} ms")
+        print(f"added per request       : {statistics.median(added):+8.3f} ms (median of paired differences; "
+              f"goal < 1 ms)")
+        print(f"added to measured TTFT  : {statistics.median(ttft_added):+8.3f} ms (median of paired differences)")
+        plain_client.close()
+        harness_client.close()
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=10)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
