@@ -7,8 +7,10 @@ what ``sglang.bench_serving`` does): ``httpx`` streaming, ``iter_lines``, ``json
 ``time.perf_counter`` at the first content chunk and at the end. The harness path is
 :func:`pytest_lfm.bench.run_requests` (request builder, timer, progress hook; concurrency 1).
 
-Printed: the median wall time per request of each, the median added time per request (harness minus
-plain, paired), and the median difference of the TTFT each one measures. Goal: under 1 ms added.
+Printed: for each, the median wall time, client CPU time (``time.thread_time``) and measured TTFT per
+request; then the harness's overhead, as medians of paired differences (harness minus plain). Goal: under
+1 ms added. The client CPU figure is the stable one on a loaded machine: wall-time differences there carry
+the server's and the scheduler's noise (about +-1 ms on a busy 2-core box).
 
 Usage: ``python benchmarks/bench_harness_overhead.py [--requests 200] [--input-len 1024] [--output-len 128]``
 """
@@ -82,37 +84,41 @@ def main() -> int:
         for p in payloads[:warm]:
             plain_request(plain_client, p)
             bench.time_request(harness_client, p)
-        plain_wall: list[float] = []
-        plain_ttft: list[float] = []
-        harness_wall: list[float] = []
-        harness_ttft: list[float] = []
+        wall: dict[str, list[float]] = {"plain": [], "harness": []}
+        cpu: dict[str, list[float]] = {"plain": [], "harness": []}
+        ttft: dict[str, list[float]] = {"plain": [], "harness": []}
         for i, p in enumerate(payloads):
-            def run_harness(p: bytes = p) -> None:
-                t0 = time.perf_counter()
+            def run_harness(p: bytes = p) -> float:
                 timings, _ = bench.run_requests(harness_client, lambda _i: p, 1, 1)
-                harness_wall.append(time.perf_counter() - t0)
-                harness_ttft.append(timings[0].ttft_ns / 1e9)
+                return timings[0].ttft_ns / 1e9
 
-            def run_plain(p: bytes = p) -> None:
-                wall, ttft = plain_request(plain_client, p)
-                plain_wall.append(wall)
-                plain_ttft.append(ttft)
+            def run_plain(p: bytes = p) -> float:
+                return plain_request(plain_client, p)[1]
 
-            first, second = (run_plain, run_harness) if i % 2 == 0 else (run_harness, run_plain)
-            first()
-            second()
+            order = [("plain", run_plain), ("harness", run_harness)]
+            if i % 4 in (1, 2):  # ABBA: neither client always goes first
+                order.reverse()
+            for name, fn in order:
+                w0, c0 = time.perf_counter(), time.thread_time()
+                t = fn()
+                cpu[name].append(time.thread_time() - c0)
+                wall[name].append(time.perf_counter() - w0)
+                ttft[name].append(t)
         ms = 1000.0
-        added = [(h - p) * ms for h, p in zip(harness_wall, plain_wall, strict=True)]
-        ttft_added = [(h - p) * ms for h, p in zip(harness_ttft, plain_ttft, strict=True)]
+
+        def med(xs: list[float]) -> float:
+            return statistics.median(xs) * ms
+
+        def paired(d: dict[str, list[float]]) -> float:
+            return statistics.median(h - q for h, q in zip(d["harness"], d["plain"], strict=True)) * ms
+
         print(f"server {url}, {args.requests} requests each, in {args.input_len} / out {args.output_len} tokens, "
-              "alternating")
-        print(f"plain httpx loop        : {statistics.median(plain_wall) * ms:8.3f} ms per request (median), "
-              f"TTFT {statistics.median(plain_ttft) * ms:.3f} ms")
-        print(f"pytest_lfm.bench        : {statistics.median(harness_wall) * ms:8.3f} ms per request (median), "
-              f"TTFT {statistics.median(harness_ttft) * ms:.3f} ms")
-        print(f"added per request       : {statistics.median(added):+8.3f} ms (median of paired differences; "
-              f"goal < 1 ms)")
-        print(f"added to measured TTFT  : {statistics.median(ttft_added):+8.3f} ms (median of paired differences)")
+              "interleaved ABBA, concurrency 1")
+        for name, label in (("plain", "plain httpx loop"), ("harness", "pytest_lfm.bench")):
+            print(f"{label:18s}: wall {med(wall[name]):8.3f} ms/request, client CPU {med(cpu[name]):7.3f} ms/request, "
+                  f"TTFT {med(ttft[name]):7.3f} ms (medians)")
+        print(f"harness overhead per request: wall {paired(wall):+.3f} ms, client CPU {paired(cpu):+.3f} ms, "
+              f"measured TTFT {paired(ttft):+.3f} ms (medians of paired differences; goal < 1 ms)")
         plain_client.close()
         harness_client.close()
     finally:

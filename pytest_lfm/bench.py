@@ -257,11 +257,12 @@ def time_request(client: httpx.Client, payload: bytes, path: str = CHAT_PATH) ->
                 now = time.perf_counter_ns()
                 last = now
                 buf += data
-                while True:
-                    nl = buf.find(b"\n")
-                    if nl < 0:
-                        break
-                    line, buf = buf[:nl].strip(), buf[nl + 1:]
+                if b"\n" not in data:
+                    continue
+                lines = buf.split(b"\n")
+                buf = lines.pop()
+                for raw_line in lines:
+                    line = raw_line.strip()
                     if not line.startswith(b"data:"):
                         continue
                     body = line[5:].strip()

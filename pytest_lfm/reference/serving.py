@@ -404,7 +404,7 @@ def prepare_chat(body: Mapping[str, Any], st: ServerState) -> tuple[list[int], l
         raise ClientError("Internal server error: chat on a checkpoint without post-training",
                           type_="InternalServerError", status=500)
     params = sampling_from_request(body, chat=True, st=st)
-    parsing = bool(tools) and choice != "none"
+    parsing = bool(tools) and (choice != "none" or "tool_choice_ignored" in st.faults)
     if parsing:
         params.skip_special_tokens = False
     images = collect_images(messages, st)
