@@ -32,7 +32,9 @@ if [ -n "${GATE_PYTEST_ARGS:-}" ]; then eval "EXTRA=($GATE_PYTEST_ARGS)"; else E
 mkdir -p "$OUT"
 PLUGIN=()
 python3 -c 'import importlib.metadata as m; m.version("pytest-lfm")' 2>/dev/null || PLUGIN=(-p pytest_lfm.plugin)
-export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
+# the plugin's own dependencies (pydantic, openai, jsonschema, ...) come from SGLang's environment
+SITE=${SITE:-$HOME/sglang-site}
+export PYTHONPATH="$REPO${SITE:+:$SITE}${PYTHONPATH:+:$PYTHONPATH}"
 status=0
 for name in "$@"; do
   case $name in
