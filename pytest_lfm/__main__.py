@@ -3,6 +3,8 @@
 * ``diff OLD.json NEW.json``: new failures, fixes, newly skipped checks and changed behaviour between two
   runs (e.g. two SGLang versions); exit status 1 on a regression, so it can gate an upstream upgrade.
 * ``merge A.json B.json ...``: combine runs (e.g. one per GPU) into one report and matrix.
+* ``bench --server URL [--variant ID --hardware HW] ...``: the serving benchmark of :mod:`pytest_lfm.bench`
+  (TTFT, TPOT, ITL, throughput; JSON and a latency plot with ``--out DIR``), outside pytest.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m pytest_lfm",
         description="Tools over pytest-lfm reports (report.json written by `pytest --lfm-report=DIR`).",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{diff,merge}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{diff,merge,bench}")
     d = sub.add_parser("diff", help="compare two reports; exit 1 on a regression",
                        description=_DIFF_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     d.add_argument("old", metavar="OLD.json", help="the baseline report (or a directory holding report.json)")
@@ -62,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("-o", "--output", metavar="DIR", type=Path, default=Path("lfm-report-merged"),
                    help="directory to write report.json, matrix.md and matrix.html into "
                         "(default: lfm-report-merged)")
+    from pytest_lfm.bench import SEED_COMMAND, add_arguments
+
+    b = sub.add_parser("bench", help="serving benchmark: TTFT, TPOT, ITL, throughput (exit 1 over budget)",
+                       description=f"Benchmark a server outside pytest (pytest_lfm.bench); the default workload "
+                                   f"is the seed's: {SEED_COMMAND}")
+    add_arguments(b)
     return parser
 
 
@@ -92,6 +100,10 @@ def _merge(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a subcommand; return the exit status."""
     args = build_parser().parse_args(argv)
+    if args.command == "bench":
+        from pytest_lfm.bench import run_cli
+
+        return run_cli(args)
     try:
         return _diff(args) if args.command == "diff" else _merge(args)
     except ReportError as exc:

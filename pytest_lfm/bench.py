@@ -320,8 +320,9 @@ class Progress:
         self._tqdm: Any = None
         if self.enabled:
             try:
-                from tqdm import tqdm  # type: ignore[import-untyped]
+                import importlib
 
+                tqdm = importlib.import_module("tqdm").tqdm
                 self._tqdm = tqdm(total=total, desc=label, file=sys.stderr, leave=True)
             except ImportError:
                 self._draw(force=True)
@@ -398,7 +399,7 @@ def run_requests(client: httpx.Client, payloads: Callable[[int], bytes], count: 
 # ------------------------------------------------------------------------------------------ results
 
 
-def percentile(values: Sequence[float], q: float) -> float:
+def percentile(values: Sequence[float] | np.ndarray[Any, Any], q: float) -> float:
     """The ``q``-th percentile with numpy's (and bench_serving's) linear interpolation; NaN when empty."""
     return float(np.percentile(np.asarray(values, dtype=float), q)) if len(values) else float("nan")
 
@@ -736,7 +737,7 @@ class Budgets:
         s = result.summary()
         out = []
         for metric in ("ttft_ms", "tpot_ms"):
-            slack = self.slack(row, metric)  # type: ignore[arg-type]
+            slack = self.slack(row, metric)
             measured = float(s[metric][row.statistic])
             budget = float(getattr(row, metric))
             limit = budget * slack

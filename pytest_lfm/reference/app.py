@@ -136,6 +136,16 @@ def _has_token(ev: Any) -> bool:
     return False
 
 
+async def _sleep_until(loop: asyncio.AbstractEventLoop, due: float) -> None:
+    """Wait until ``loop.time() >= due`` to within ~0.1 ms: asyncio rounds epoll timeouts up to whole
+    milliseconds, so sleep to 1.5 ms before ``due`` and yield to other tasks for the rest."""
+    wait = due - loop.time() - 0.0015
+    if wait > 0:
+        await asyncio.sleep(wait)
+    while loop.time() < due:
+        await asyncio.sleep(0)
+
+
 async def _sse(events: list[Any], state: ServerState | None = None) -> Any:
     ttft = state.ttft_delay_ms / 1000.0 if state is not None else 0.0
     tpot = state.tpot_delay_ms / 1000.0 if state is not None else 0.0
@@ -150,9 +160,7 @@ async def _sse(events: list[Any], state: ServerState | None = None) -> Any:
             due = start + ttft if first is None else first + tokens * tpot
             first = start + ttft if first is None else first
             tokens += 1
-            wait = due - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
+            await _sleep_until(loop, due)
         if isinstance(ev, str):
             yield f"data: {ev}\n\n"
         else:
