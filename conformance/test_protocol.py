@@ -6,6 +6,7 @@ Every check cites the section of ``sglang-lfm2-behaviour.md`` it relies on.
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -118,7 +119,15 @@ def test_greedy_repeatable_after_flush(lfm_http: LfmHttp) -> None:
     body = {"temperature": 0, "max_tokens": 32}
     first = message_of(lfm_http.chat(HELLO, **body))
     second = message_of(lfm_http.chat(HELLO, **body))
+    # SGLang refuses to flush while requests run (400 "Flush cache failed."; §7), as they do when the suite
+    # runs in parallel: retry for a bounded time, then skip with that reason rather than fail.
+    deadline = time.monotonic() + 20
     r = lfm_http.client.post("/flush_cache")
+    while r.status_code == 400 and time.monotonic() < deadline:
+        time.sleep(0.25)
+        r = lfm_http.client.post("/flush_cache")
+    if r.status_code == 400:
+        pytest.skip("/flush_cache answered 400 for 20 s: other requests kept the server busy")
     expect_status("POST /flush_cache", (200,), r.status_code, r.text)
     third = message_of(lfm_http.chat(HELLO, **body))
     expect_equal("second greedy answer == first", first, second)

@@ -11,12 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_lfm.assertions import expect_equal
 from pytest_lfm.cases import Case, load_cases
 from pytest_lfm.client import LfmHttp
+from pytest_lfm.hypo import check_settings
 from pytest_lfm.lfm2 import REASONING_PARSERS, THINK_END, THINK_START
 from pytest_lfm.server.base import Target
 
@@ -24,11 +25,6 @@ pytestmark = pytest.mark.lfm_requires("reasoning")
 
 CORPUS = [c for c in load_cases("reasoning") if "text" in c.data]
 
-# Hypothesis profiles: "ci" (the reference server; bounded and reproducible) and "gpu" (a real server).
-settings.register_profile("ci", max_examples=25, deadline=None, derandomize=True, database=None,
-                          suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("gpu", max_examples=100, deadline=None, database=None,
-                          suppress_health_check=[HealthCheck.too_slow])
 
 # Fragments that make near-miss tags likely: partial tags, other angle brackets, whitespace, non-ASCII.
 _FRAGMENTS = st.sampled_from(["<", ">", "/", "think", "<think", "</think", "think>", "\n", "\n\n", " ", "\t",
@@ -71,7 +67,7 @@ def test_missing_open_tag_differs_between_parsers(lfm_http: LfmHttp) -> None:
 
 
 def _profile(target: Target) -> settings:
-    return settings.get_profile("ci" if target.is_reference else "gpu")
+    return check_settings(target, reference=25, remote=100)
 
 
 @pytest.mark.parametrize("parser", REASONING_PARSERS)

@@ -17,20 +17,19 @@ from __future__ import annotations
 
 import json
 import keyword
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from functools import cache
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_lfm.assertions import expect_true, fail
 from pytest_lfm.cases import Case, load_cases
 from pytest_lfm.client import LfmHttp
+from pytest_lfm.hypo import check_settings, examples_for
 from pytest_lfm.lfm2 import BOT, EOT, render_json_tool_calls, render_tool_calls
 from pytest_lfm.paths import fixtures_dir
 from pytest_lfm.server.base import Target
@@ -40,15 +39,8 @@ pytestmark = pytest.mark.lfm_requires("tools")
 DEFAULT_TOOLS = ("get_weather", "search", "ping")
 CASES = load_cases("tool_calls")
 
-settings.register_profile(
-    "ci", max_examples=200, deadline=timedelta(seconds=2), derandomize=True, database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large], print_blob=False,
-)
-settings.register_profile(
-    "gpu", max_examples=100, deadline=None, derandomize=True, database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large], print_blob=False,
-)
-PROFILE = os.environ.get("LFM_HYPOTHESIS_PROFILE", "ci")
+FULL_EXAMPLES = 200  # against the reference server; a real server gets REMOTE_EXAMPLES
+REMOTE_EXAMPLES = 100
 # The parser is model-free: targets that run the same SGLang version and parser backend run the same code.
 # The first such target in a session gets the full profile; the others a smoke run of SMOKE_EXAMPLES.
 SMOKE_EXAMPLES = 25
@@ -209,12 +201,12 @@ def test_roundtrip_property(lfm_http: LfmHttp, lfm_target: Target, record_proper
     seen = [0]
     args = lfm_target.server_args
     key = (lfm_target.version, args.get("tool_call_parser"), args.get("reference_parsers"))
-    profile = settings.get_profile(PROFILE)
     run = "full" if key not in _FULL_RUN_DONE else "smoke"
-    if run == "smoke":
-        profile = settings(profile, max_examples=min(SMOKE_EXAMPLES, profile.max_examples))
+    full = examples_for(lfm_target, reference=FULL_EXAMPLES, remote=REMOTE_EXAMPLES)
+    n = full if run == "full" else min(SMOKE_EXAMPLES, full)
+    profile = check_settings(lfm_target, reference=n, remote=n, deadline_ms=2000 if lfm_target.is_reference else None)
 
-    @settings(profile)
+    @profile
     @given(sc=scenarios())
     def roundtrip(sc: Scenario) -> None:
         seen[0] += 1
@@ -225,4 +217,4 @@ def test_roundtrip_property(lfm_http: LfmHttp, lfm_target: Target, record_proper
     _FULL_RUN_DONE.add(key)
     record_property("hypothesis_examples", seen[0])
     record_property("lfm_statistic", f"{seen[0]} of {seen[0]} generated scenarios round-tripped in both forms "
-                                     f"(hypothesis profile {PROFILE}, {run} run, derandomized)")
+                                     f"({run} run of {n} examples, derandomized)")

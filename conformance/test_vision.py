@@ -95,13 +95,23 @@ def content_of(resp: dict[str, Any]) -> str:
     return str(message_of(resp).get("content") or "")
 
 
-def expect_answer(what: str, resp: dict[str, Any]) -> str:
-    """The response has a non-empty text answer (or tool calls); returns the content."""
+def expect_answer(what: str, resp: dict[str, Any], target: Target | None = None) -> str:
+    """The response has a non-empty text answer (or tool calls); returns the content.
+
+    On a random-weight fixture checkpoint any generated text counts (such models emit whitespace), so the
+    check there is that the model generated at least one token for the image turn."""
     __tracebackhide__ = True
     msg = message_of(resp)
     text = str(msg.get("content") or "")
-    expect_true(what, bool(text.strip()) or bool(msg.get("tool_calls")), "a non-empty answer",
-                {"content": msg.get("content"), "finish_reason": resp["choices"][0].get("finish_reason")})
+    usage = resp.get("usage") or {}
+    if target is not None and not target.real_weights and not target.is_reference:
+        ok = bool(text) or bool(msg.get("tool_calls")) or int(usage.get("completion_tokens") or 0) > 0
+        wanted = "at least one generated token (random-weight checkpoint)"
+    else:
+        ok = bool(text.strip()) or bool(msg.get("tool_calls"))
+        wanted = "a non-empty answer"
+    expect_true(what, ok, wanted, {"content": msg.get("content"), "finish_reason": resp["choices"][0].get("finish_reason"),
+                                   "completion_tokens": usage.get("completion_tokens")})
     return text
 
 
@@ -159,7 +169,7 @@ def test_image_delivery(lfm_http: LfmHttp, image_server: ImageServer, delivery: 
     """An image delivered as a data URI (PNG, JPEG, WebP), bare base64, or an http URL served on this
     host's loopback image server is accepted: 200 with a non-empty answer (§6 loading)."""
     resp = greedy(lfm_http, [user(DESCRIBE, _delivery_url(delivery, image_server))])
-    expect_answer(f"answer to an image delivered as {delivery}", resp)
+    expect_answer(f"answer to an image delivered as {delivery}", resp, lfm_http.target)
 
 
 DECODE_CASES = {
@@ -175,7 +185,7 @@ def test_image_decodes(lfm_http: LfmHttp, image: str) -> None:
     """Pictures that exercise decoding (RGBA, grayscale, palette, CMYK JPEG, EXIF-rotated JPEG, 1x1,
     1280x720, 4096x4096) are decoded and answered: 200 with a non-empty answer (§6 loading, PIL decode)."""
     resp = greedy(lfm_http, [user(DESCRIBE, data_uri(DECODE_CASES[image]))], max_tokens=32)
-    expect_answer(f"answer to {DECODE_CASES[image]}", resp)
+    expect_answer(f"answer to {DECODE_CASES[image]}", resp, lfm_http.target)
 
 
 # ------------------------------------------------------------------------------------------ tokens
@@ -199,7 +209,7 @@ def test_several_images_one_turn(lfm_http: LfmHttp, image_server: ImageServer) -
     second picture adds its own image tokens to ``usage.prompt_tokens`` (§6 multi-image)."""
     one = greedy(lfm_http, [user("Describe the images.", data_uri("red.png"))], max_tokens=1)
     two = greedy(lfm_http, [user("Describe the images.", data_uri("red.png"), image_server.url("blue.png"))])
-    expect_answer("answer to two images in one turn", two)
+    expect_answer("answer to two images in one turn", two, lfm_http.target)
     delta = prompt_tokens(two) - prompt_tokens(one)
     expect_true("prompt_tokens(two images) - prompt_tokens(one image)", delta >= MIN_IMAGE_TOKENS,
                 f">= {MIN_IMAGE_TOKENS}", delta, {"one image": one.get("usage"), "two images": two.get("usage")})
@@ -237,7 +247,7 @@ def test_images_across_turns(lfm_http: LfmHttp) -> None:
     without any image, costs at least 32 tokens less at each step) (§6 multi-turn)."""
     messages = _resolve(ACROSS_TURNS)
     resp = greedy(lfm_http, messages)
-    expect_answer("answer in a conversation with images in two turns", resp)
+    expect_answer("answer in a conversation with images in two turns", resp, lfm_http.target)
     last_only = [_strip_images(messages[:1])[0], *messages[1:]]
     one = greedy(lfm_http, last_only, max_tokens=1)
     bare = greedy(lfm_http, _strip_images(messages), max_tokens=1)
@@ -263,6 +273,8 @@ def test_same_image_twice_same_greedy_answer(lfm_http: LfmHttp) -> None:
     first = content_of(greedy(lfm_http, [user(DESCRIBE, a)]))
     second = content_of(greedy(lfm_http, [user(DESCRIBE, a)]))
     expect_equal("greedy answer to the same image, second time (cache hit)", first, second)
+    if not lfm_http.target.real_weights and not lfm_http.target.is_reference:
+        return  # a random-weight checkpoint need not answer two pictures differently: cache-hit part only
     other = content_of(greedy(lfm_http, [user(DESCRIBE, b)]))
     expect_true("a different image of the same size gives a different greedy answer", other != first,
                 "an answer different from the first image's", other, {"first image's answer": first})
@@ -395,7 +407,7 @@ def test_text_only_variant_rejects_image(lfm_http: LfmHttp) -> None:
 # ------------------------------------------------------------------------------------------ image + tools
 
 
-def _expect_well_formed(what: str, resp: dict[str, Any], names: set[str]) -> None:
+def _expect_well_formed(what: str, resp: dict[str, Any], names: set[str], target: Target) -> None:
     __tracebackhide__ = True
     msg = message_of(resp)
     calls = msg.get("tool_calls") or []
@@ -409,7 +421,7 @@ def _expect_well_formed(what: str, resp: dict[str, Any], names: set[str]) -> Non
     if calls:
         expect_equal(f"{what}: finish_reason with tool_calls", "tool_calls", resp["choices"][0].get("finish_reason"))
     else:
-        expect_answer(what, resp)
+        expect_answer(what, resp, target)
 
 
 @pytest.mark.lfm_requires("vision", "tools")
@@ -419,21 +431,23 @@ def test_image_and_tools_same_turn(lfm_http: LfmHttp) -> None:
     still answer 200 with either well-formed tool calls or a non-empty answer (§6, §5)."""
     resp = greedy(lfm_http, [user("Describe this image. What is the weather in Paris?", data_uri("red.png"))],
                   max_tokens=64, tools=[WEATHER_TOOL])
-    _expect_well_formed("image + tools in one turn", resp, {"get_weather"})
+    _expect_well_formed("image + tools in one turn", resp, {"get_weather"}, lfm_http.target)
 
 
 @pytest.mark.lfm_requires("vision", "tools")
 def test_tools_in_text_turn_after_image(lfm_http: LfmHttp) -> None:
     """The documented pattern: an image in an earlier turn, tools in a later text-only turn. With
     ``tool_choice: required`` (JSON-schema constraint, §1.5) the answer carries tool calls with a known
-    name and JSON arguments (§6 text-turn-only tools, §12)."""
+    name and JSON arguments (§6 text-turn-only tools, §12). Needs a model that finishes the constrained JSON
+    (real weights or the reference server): a random-weight checkpoint pads it with whitespace to the limit."""
+    reads_pixels(lfm_http.target)
     messages = [user(DESCRIBE, data_uri("red.png")), {"role": "assistant", "content": "A red square."},
                 {"role": "user", "content": "Now get the weather in Paris."}]
     resp = greedy(lfm_http, messages, max_tokens=64, tools=[WEATHER_TOOL], tool_choice="required")
     calls = message_of(resp).get("tool_calls") or []
     expect_true("tool_calls with tool_choice required after an image turn", bool(calls), "at least one tool call",
                 message_of(resp))
-    _expect_well_formed("tools after an image turn", resp, {"get_weather"})
+    _expect_well_formed("tools after an image turn", resp, {"get_weather"}, lfm_http.target)
 
 
 # ------------------------------------------------------------------------------------------ GPU

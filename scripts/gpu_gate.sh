@@ -20,7 +20,8 @@
 #                  archive .gpu/sglang-0.5.17.tar.xz; see /work/shared/gpu/README.md for that kit)
 #   MODELS         directory of the fixture checkpoints (default .gpu/models)
 #   LFM_HARDWARE   the GPU (default: detected with nvidia-smi by the plugin)
-#   GATE_PYTEST_ARGS  extra pytest arguments (default: -n 8 -k "not perf" --timeout 90)
+#   GATE_PYTEST_ARGS  extra pytest arguments (default: -n 16 -k "not perf" --timeout 90; --timeout needs
+#                  pytest-timeout, present on the lent GPU image)
 #   GATE_BUDGET_S  seconds the suite may take per configuration (default 240)
 set -uo pipefail
 OUT=${1:?usage: gpu_gate.sh OUTDIR CONFIG...}; shift
@@ -28,7 +29,7 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 MODELS=${MODELS:-$REPO/.gpu/models}
 START=${SGLANG_START:-"bash $REPO/.gpu/start_sglang.sh $REPO/.gpu/sglang-0.5.17.tar.xz"}
 BUDGET=${GATE_BUDGET_S:-240}
-if [ -n "${GATE_PYTEST_ARGS:-}" ]; then eval "EXTRA=($GATE_PYTEST_ARGS)"; else EXTRA=(-n 8 -k "not perf" --timeout 90); fi
+if [ -n "${GATE_PYTEST_ARGS:-}" ]; then eval "EXTRA=($GATE_PYTEST_ARGS)"; else EXTRA=(-n 16 -k "not perf" --timeout 90); fi
 mkdir -p "$OUT"
 PLUGIN=()
 python3 -c 'import importlib.metadata as m; m.version("pytest-lfm")' 2>/dev/null || PLUGIN=(-p pytest_lfm.plugin)
@@ -53,10 +54,10 @@ for name in "$@"; do
   t1=$(date +%s)
   timeout "$BUDGET" python3 -m pytest "${PLUGIN[@]}" "$REPO/conformance" --rootdir="$REPO" \
     --lfm-server="$variant=http://127.0.0.1:$port" ${LFM_HARDWARE:+--lfm-hardware=$LFM_HARDWARE} \
-    --lfm-timeout=60 --lfm-report="$OUT/report-$name" -p no:cacheprovider -q -rfE "${EXTRA[@]}" \
+    --lfm-timeout=60 --lfm-report="$OUT/report-$name" -p no:cacheprovider -v -rfE "${EXTRA[@]}" \
     > "$OUT/pytest-$name.txt" 2>&1
   rc=$?
-  tail -15 "$OUT/pytest-$name.txt"
+  grep -E "^(FAILED|ERROR)|passed|failed" "$OUT/pytest-$name.txt" | tail -25
   echo "== $name: pytest exit $rc after $(( $(date +%s) - t1 )) s"
   [ "$rc" -eq 0 ] || status=1
   kill -- -"$pgid" 2>/dev/null; sleep 5; kill -9 -- -"$pgid" 2>/dev/null

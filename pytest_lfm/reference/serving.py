@@ -1082,9 +1082,10 @@ def _mm_attention_backend(st: ServerState) -> str | None:
 
 
 def media_error(exc: MediaError, st: ServerState) -> ClientError:
-    """SGLang 0.5.23 maps client media errors to 400 (0.5.10 answered 500: ``RuntimeError``)."""
+    """Client media errors are 400 (0.5.23 by its code, 0.5.17 as run on an H100); 0.5.10 answered 500
+    (``RuntimeError``)."""
     message = f"An exception occurred while loading multimodal data: {exc}"
     old = lfm2.parse_version(st.version)
-    if "bad_media_500" in st.faults or (old is not None and old < lfm2.parse_version("0.5.23")):  # type: ignore[operator]
+    if "bad_media_500" in st.faults or (old is not None and old < lfm2.parse_version("0.5.17")):  # type: ignore[operator]
         return ClientError("Internal server error: " + message, type_="InternalServerError", status=500)
     return ClientError(message)
