@@ -174,8 +174,10 @@ def test_different_seeds_differ(lfm_http: LfmHttp, lfm_target: Target, endpoint:
 def test_repetition_penalty_changes_repetitive_greedy(lfm_http: LfmHttp, lfm_target: Target, endpoint: str,
                                                       record_property: Callable[[str, object], None]) -> None:
     """On prompts that make the model repeat, greedy output with ``repetition_penalty=2.0`` differs from
-    ``1.0`` on every prompt (2 of 2) and repeats itself less (fewer repeated 4-grams, summed over the
-    prompts) (§3.1; §4 range (0, 2])."""
+    ``1.0`` and repeats itself less (fewer repeated 4-grams, summed over the prompts) (§3.1; §4 range
+    (0, 2]). k of n: 2 of 2 prompts with real weights (and the reference model); >= 1 of 2 on a random-weight
+    fixture checkpoint, whose greedy token can lead by so much that halving its logit leaves it first (seen
+    with the dense fixture on SGLang 0.5.17, docs/runs/2026-11-22-h100-sglang-0.5.17)."""
     gen = _generator(lfm_http, lfm_target, endpoint)
     plain = [gen(p, temperature=0, repetition_penalty=1.0, max_tokens=32) for p in REPEAT_PROMPTS]
     penal = [gen(p, temperature=0, repetition_penalty=2.0, max_tokens=32) for p in REPEAT_PROMPTS]
@@ -184,8 +186,9 @@ def test_repetition_penalty_changes_repetitive_greedy(lfm_http: LfmHttp, lfm_tar
     rep_penal = sum(repeated_fraction(t) for t in penal)
     record_property("lfm_statistic", f"rp=2 differs from rp=1 on {differ}/{len(REPEAT_PROMPTS)} prompts; "
                                      f"repeated 4-gram share {rep_plain:.2f} -> {rep_penal:.2f}")
-    expect_true("repetition_penalty=2.0 changes a repetitive greedy continuation", differ == len(plain),
-                f"{len(plain)}/{len(plain)} prompts differ", f"{differ}/{len(plain)}",
+    need = len(plain) if (lfm_target.real_weights or lfm_target.is_reference) else 1
+    expect_true("repetition_penalty=2.0 changes a repetitive greedy continuation", differ >= need,
+                f">= {need}/{len(plain)} prompts differ", f"{differ}/{len(plain)}",
                 {"rp=1.0": plain, "rp=2.0": penal, "endpoint": endpoint})
     expect_true("repetition_penalty=2.0 lowers repetition", rep_penal < rep_plain,
                 f"repeated 4-gram share below {rep_plain:.2f}", f"{rep_penal:.2f}",
