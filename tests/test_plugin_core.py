@@ -6,12 +6,11 @@ import socket
 import time
 
 import pytest
+from fake_server import fake_server, sglang_like
 
 from pytest_lfm import options as o
 from pytest_lfm.config import Secret, resolve
 from pytest_lfm.errors import LfmUsageError
-
-from fake_server import fake_server, sglang_like
 
 PASSING_CHECK = """
 def test_target(lfm_target, lfm_config):
