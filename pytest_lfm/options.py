@@ -64,7 +64,7 @@ TIMEOUT = OptionSpec(
 )
 REPORT = OptionSpec(
     "--lfm-report", "lfm_report", "LFM_REPORT",
-    "Directory to write report.json and matrix.md into at the end of the run.", metavar="DIR",
+    "Directory to write report.json, matrix.md and matrix.html into at the end of the run.", metavar="DIR",
 )
 FAULT = OptionSpec(
     "--lfm-reference-fault", "lfm_reference_fault", "LFM_REFERENCE_FAULT",
