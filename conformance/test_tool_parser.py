@@ -23,7 +23,7 @@ from functools import cache
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from pytest_lfm.assertions import expect_true, fail
@@ -174,6 +174,21 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     return Scenario(tools=tuple(tools), calls=tuple(calls), prefix=prefix)
 
 
+# Always checked besides the generated examples, so that the classic escaping bugs are caught on every run
+# whatever the generator draws: backslashes, both quote styles, control characters, non-ASCII, nesting,
+# numbers at the edges, and a second call.
+EDGE_SCENARIO = Scenario(
+    tools=({"type": "function", "function": {"name": "run_cmd", "description": "generated tool run_cmd",
+                                              "parameters": {"type": "object", "properties": {
+                                                  "path": {"type": "string"}, "opts": {"type": "object"},
+                                                  "n": {"type": "integer"}}}}},),
+    calls=(("run_cmd", {"path": 'C:\\tmp\\new "x" \'y\'\n\tZürich 東京 🌸',
+                        "opts": {"re": "\\d+\\.\\w*", "list": [None, True, -0.5, 2**63 - 1]}, "n": -(2**63)}),
+           ("run_cmd", {"path": "\\"})),
+    prefix="Sure. ",
+)
+
+
 def _check_roundtrip(http: LfmHttp, sc: Scenario, form: str) -> None:
     __tracebackhide__ = True
     block = render_tool_calls(sc.calls) if form == "pythonic" else render_json_tool_calls(sc.calls)
@@ -208,6 +223,7 @@ def test_roundtrip_property(lfm_http: LfmHttp, lfm_target: Target, record_proper
 
     @profile
     @given(sc=scenarios())
+    @example(sc=EDGE_SCENARIO)
     def roundtrip(sc: Scenario) -> None:
         seen[0] += 1
         _check_roundtrip(lfm_http, sc, "pythonic")

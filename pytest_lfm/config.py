@@ -12,7 +12,7 @@ from typing import Any
 from pytest_lfm import options as o
 from pytest_lfm.errors import LfmUsageError
 from pytest_lfm.hardware import UNKNOWN, get_hardware
-from pytest_lfm.variants import get_variant
+from pytest_lfm.variants import get_variant, select_variants
 
 
 class Secret:
@@ -61,12 +61,16 @@ class LfmConfig:
     sglang_command: str | None = None
     sglang_args: tuple[str, ...] = ()
     reference_parsers: Path | None = None
+    engine: bool = False
+    engine_variants: tuple[str, ...] = ()
+    """Engine mode: the variant ids to create an engine for (each has a ``model_paths`` entry)."""
+    engine_args: Mapping[str, Any] = field(default_factory=dict)
     sources: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def has_target(self) -> bool:
-        """True when the run names a server to check (attached, reference, or launched)."""
-        return bool(self.servers) or self.launch
+        """True when the run names something to check (attached, reference, launched, or in-process engines)."""
+        return bool(self.servers) or self.launch or self.engine
 
     @property
     def uses_reference(self) -> bool:
@@ -135,13 +139,17 @@ def resolve(cli: Getter, ini: Getter, env: Mapping[str, str] | None = None) -> L
             remedy="drop --lfm-server to launch SGLang from the recipe, or drop --lfm-launch to check the "
             "given servers",
         )
+    engine = bool(pick(o.ENGINE))
     model_paths: dict[str, str] = {}
     for item in pick(o.MODEL_PATH):
         variant_id, path = o.parse_model_path(item)
         model_paths[get_variant(variant_id).id] = path
-    if model_paths and not (launch or print_recipe):
-        raise LfmUsageError("--lfm-model-path only applies when SGLang is launched",
-                            remedy="add --lfm-launch (or --lfm-print-recipe), or drop --lfm-model-path")
+    if model_paths and not (launch or print_recipe or engine):
+        raise LfmUsageError("--lfm-model-path only applies when SGLang is launched or run in-process",
+                            remedy="add --lfm-launch (or --lfm-print-recipe, or --lfm-engine), or drop "
+                            "--lfm-model-path")
+    engine_variants, engine_args = _engine_settings(engine, launch, servers, variants, model_paths,
+                                                    pick(o.ENGINE_ARG))
     framing = str(pick(o.FRAMING) or "python").strip().lower()
     if framing not in ("python", "docker"):
         raise LfmUsageError(f"--lfm-framing {framing!r} is not 'python' or 'docker'",
@@ -174,8 +182,48 @@ def resolve(cli: Getter, ini: Getter, env: Mapping[str, str] | None = None) -> L
         sglang_command=pick(o.SGLANG_COMMAND) or None,
         sglang_args=extra_args,
         reference_parsers=reference_parsers,
+        engine=engine,
+        engine_variants=engine_variants,
+        engine_args=engine_args,
         sources=sources,
     )
+
+
+def _engine_settings(engine: bool, launch: bool, servers: tuple[o.ServerSpec, ...], variants: tuple[str, ...],
+                     model_paths: Mapping[str, str], raw_args: list[str]) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """``--lfm-engine``: which variants get an engine, and the ``--lfm-engine-arg`` overrides."""
+    from pytest_lfm.engine import parse_engine_arg
+
+    args = dict(parse_engine_arg(a) for a in raw_args)
+    if not engine:
+        if args:
+            raise LfmUsageError("--lfm-engine-arg only applies to engine mode",
+                                remedy="add --lfm-engine, or drop --lfm-engine-arg")
+        return (), {}
+    if servers or launch:
+        given = ", ".join([*(s.url or "reference" for s in servers), *(["--lfm-launch"] if launch else [])])
+        raise LfmUsageError(
+            f"--lfm-engine runs SGLang in-process, but other targets were also given ({given})",
+            remedy="drop --lfm-server/--lfm-launch to check the offline engine, or drop --lfm-engine to check "
+            "a server",
+        )
+    chosen = [v.id for v in select_variants(variants)] if variants else list(model_paths)
+    if not chosen:
+        raise LfmUsageError(
+            "--lfm-engine needs a checkpoint for each variant it checks, and none was given",
+            remedy="pass --lfm-model-path VARIANT=PATH (e.g. --lfm-model-path 8B-A1B=/models/LFM2.5-8B-A1B), "
+            "and optionally --lfm-variant VARIANT",
+        )
+    missing = [v for v in chosen if v not in model_paths]
+    if missing:
+        raise LfmUsageError(
+            f"--lfm-engine needs --lfm-model-path for every selected variant; missing: {', '.join(missing)}",
+            tried=[f"--lfm-variant: {', '.join(variants) or '(none)'}",
+                   f"--lfm-model-path: {', '.join(f'{k}={v}' for k, v in model_paths.items()) or '(none)'}"],
+            remedy="add --lfm-model-path VARIANT=PATH for each, or narrow --lfm-variant to the variants you have "
+            "checkpoints for",
+        )
+    return tuple(chosen), args
 
 
 def _reference_parsers(value: str | None, servers: tuple[o.ServerSpec, ...]) -> Path | None:

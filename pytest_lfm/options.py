@@ -92,7 +92,8 @@ PRINT_RECIPE = OptionSpec(
 )
 MODEL_PATH = OptionSpec(
     "--lfm-model-path", "lfm_model_path", "LFM_MODEL_PATH",
-    "Launch VARIANT from a local checkpoint: VARIANT=PATH (repeatable; air-gapped runs). Env: comma-separated.",
+    "Launch VARIANT (or, with --lfm-engine, create its engine) from a local checkpoint: VARIANT=PATH "
+    "(repeatable; air-gapped runs). Env: comma-separated.",
     multiple=True, metavar="VARIANT=PATH",
 )
 FRAMING = OptionSpec(
@@ -137,9 +138,23 @@ REFERENCE_PARSERS = OptionSpec(
     metavar="DIR",
 )
 
+ENGINE = OptionSpec(
+    "--lfm-engine", "lfm_engine", "LFM_ENGINE",
+    "Offline engine mode: create one sgl.Engine per selected variant in this pytest process (one at a time) "
+    "from --lfm-model-path VARIANT=PATH with the recipe's flags, run the checks that need no HTTP through it, "
+    "and shut it down at the end. Not with --lfm-server, --lfm-launch or xdist (-n).",
+    boolean=True,
+)
+ENGINE_ARG = OptionSpec(
+    "--lfm-engine-arg", "lfm_engine_arg", "LFM_ENGINE_ARG",
+    "Engine mode: an sgl.Engine keyword argument KEY=VALUE (repeatable; VALUE read as JSON when it is, e.g. "
+    "mem_fraction_static=0.5, disable_cuda_graph=true; null removes a default). Env: comma-separated.",
+    multiple=True, metavar="KEY=VALUE",
+)
+
 ALL_OPTIONS: tuple[OptionSpec, ...] = (SERVER, VARIANT, HARDWARE, API_KEY, TIMEOUT, REPORT, FAULT, IMAGE_HOST,
                                        LAUNCH, PRINT_RECIPE, MODEL_PATH, FRAMING, SGLANG_IMAGE, STARTUP_TIMEOUT,
-                                       LOG_DIR, SGLANG_COMMAND, SGLANG_ARGS, REFERENCE_PARSERS)
+                                       LOG_DIR, SGLANG_COMMAND, SGLANG_ARGS, REFERENCE_PARSERS, ENGINE, ENGINE_ARG)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import openai
 
     from pytest_lfm.client import LfmHttp
+    from pytest_lfm.engine import EngineHandle
     from pytest_lfm.server.base import Target
     from pytest_lfm.variants import Variant
 
@@ -38,8 +39,17 @@ NO_TARGET = """the conformance checks need a server to check, and none was given
   --lfm-launch                  start SGLang per selected variant from the verified recipe for this GPU
                                 (--lfm-hardware, --lfm-framing=python|docker, --lfm-model-path VARIANT=PATH);
                                 --lfm-print-recipe prints those commands and exits
+  --lfm-engine                  run SGLang's offline sgl.Engine in this process, one per variant given with
+                                --lfm-model-path VARIANT=PATH (checks that need HTTP skip)
 Example: pytest --lfm-server=reference --lfm-report=lfm-report"""
 _SECTION = re.compile(r"§\s?\d+(?:\.\d+)*")
+HTTP_FIXTURES = ("lfm_http", "lfm_client", "lfm_chat")
+HTTP_SKIP = "checks the HTTP API; engine mode has none"
+ENGINE_SKIP = "needs --lfm-engine"
+XDIST_ENGINE = """--lfm-engine runs one GPU engine inside the pytest process, and xdist (-n / --dist) would start
+several pytest processes that cannot share it.
+To fix: run engine mode without -n (or with -n 0); to spread checks over workers, serve the model with
+--lfm-launch or --lfm-server instead."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -80,6 +90,8 @@ def pytest_configure(config: pytest.Config) -> None:
         cfg = resolve(lambda dest: config.getoption(dest), lambda key: config.getini(key))
     except LfmError as exc:
         raise pytest.UsageError(exc.render()) from None
+    if cfg.engine and _uses_xdist(config):
+        raise pytest.UsageError(XDIST_ENGINE)
     config.stash[CONFIG_KEY] = cfg
     config.stash[RESULTS_KEY] = []
     if cfg.has_target and config.args_source != pytest.Config.ArgsSource.ARGS:
@@ -96,6 +108,11 @@ def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
+def _uses_xdist(config: pytest.Config) -> bool:
+    """True when xdist distributes this run (``-n N`` with N > 0, ``--dist``) or this is one of its workers."""
+    return _is_worker(config) or getattr(config.option, "dist", "no") not in ("no", None)
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Probe attached servers (one clear error on failure) and start reference servers."""
     from pytest_lfm.targets import REFERENCE_VERSION, TargetSet, build_targets, planned_ids
@@ -108,7 +125,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         return
     controller = _is_xdist_controller(config)
     launched = config.workerinput.get("lfm_launched") if _is_worker(config) else None  # type: ignore[attr-defined]
-    if cfg.launch and launched is None:
+    if (cfg.launch and launched is None) or cfg.engine:
         from pytest_lfm.server.process import install_sigterm_handler
 
         install_sigterm_handler()  # a CI timeout's SIGTERM tears the servers down like Ctrl-C
@@ -195,6 +212,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         if target is None:
             continue
         section = ""
+        _engine_mode_skips(item, target)
         for mark in item.iter_markers():
             if mark.name in MARKERS:
                 try:
@@ -226,6 +244,17 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
                                  ("lfm_hardware", target.hardware),
                                  ("lfm_family", item.module.__name__.rsplit(".", 1)[-1] if item.module else ""),
                                  ("lfm_section", section)]
+
+
+def _engine_mode_skips(item: pytest.Item, target: Target) -> None:
+    """Engine targets have no HTTP API: checks using an HTTP fixture skip there; engine checks skip elsewhere."""
+    names = getattr(item, "fixturenames", ())
+    if target.is_engine:
+        used = [f for f in HTTP_FIXTURES if f in names]
+        if used:
+            item.add_marker(pytest.mark.skip(reason=f"{HTTP_SKIP} (uses {', '.join(used)})"))
+    elif "lfm_engine" in names:
+        item.add_marker(pytest.mark.skip(reason=f"{ENGINE_SKIP}; {target.id} is a {target.kind} target"))
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -287,7 +316,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         targets = config.stash.get(TARGETS_KEY, None)
         if targets is not None:
             targets.stop()
-        if cfg is not None and cfg.launch:
+        if cfg is not None and (cfg.launch or cfg.engine):
             from pytest_lfm.server.process import restore_sigterm_handler
 
             restore_sigterm_handler()
@@ -339,6 +368,26 @@ def lfm_server(lfm_target: Target) -> Target:
 def lfm_variant(lfm_target: Target) -> Variant:
     """The LFM2.5 variant the server under test serves."""
     return lfm_target.variant
+
+
+@pytest.fixture
+def lfm_engine(lfm_target: Target, request: pytest.FixtureRequest) -> EngineHandle:
+    """Engine mode: the in-process ``sgl.Engine`` of the target's variant, wrapped in an
+    :class:`~pytest_lfm.engine.EngineHandle` (``generate``, ``chat``, SGLang's parsers). Started on first
+    use, one engine alive at a time, shut down at session end (also on failure and Ctrl-C). Skips with
+    "needs --lfm-engine" on other targets. An engine that fails to start fails this check with what was
+    tried and stops the session (one clear error, not one per check)."""
+    if not lfm_target.is_engine:
+        pytest.skip(f"{ENGINE_SKIP}; {lfm_target.id} is a {lfm_target.kind} target")
+    pool = request.config.stash[TARGETS_KEY].engines
+    assert pool is not None, "engine targets without an engine pool"
+    from pytest_lfm.engine import EngineFailed
+
+    try:
+        return pool.acquire(lfm_target.variant.id)
+    except EngineFailed as exc:
+        request.session.shouldstop = f"lfm: the engine for {lfm_target.id} did not start"
+        pytest.fail(exc.render(), pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,8 @@
 Attach mode probes each server (health, ``/server_info``, ``/model_info``, ``/v1/models``) and works out
 the variant; reference mode starts one reference server per selected variant; launch mode starts one SGLang
 server per selected variant from the verified recipe (:mod:`pytest_lfm.server.launch`), or, on an xdist
-worker, attaches to the servers the controller launched.
+worker, attaches to the servers the controller launched; engine mode prepares one in-process ``sgl.Engine``
+per selected variant (:mod:`pytest_lfm.engine`; started on first use, one at a time).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pytest_lfm.config import LfmConfig
 from pytest_lfm.errors import LfmUsageError
@@ -29,6 +30,9 @@ from pytest_lfm.variants import (
     select_variants,
     variant_ids,
 )
+
+if TYPE_CHECKING:
+    from pytest_lfm.engine import EnginePool
 
 REFERENCE_VERSION = "0.5.23"
 _LOCAL_HOSTS = ("localhost", "127.", "[::1]", "0.0.0.0")
@@ -48,6 +52,8 @@ class TargetSet:
     targets: list[Target] = field(default_factory=list)
     processes: list[Stoppable] = field(default_factory=list)
     launched: list[LaunchedServer] = field(default_factory=list)
+    engines: EnginePool | None = None
+    """Engine mode: the in-process engines (also in ``processes``, so :meth:`stop` shuts them down)."""
 
     def launched_info(self) -> list[dict[str, Any]]:
         """Plain data about launched servers, for xdist workers."""
@@ -62,7 +68,7 @@ class TargetSet:
 
 def planned_ids(cfg: LfmConfig) -> list[str]:
     """Target ids known without contacting anything (for headers and the xdist controller)."""
-    ids: list[str] = []
+    ids: list[str] = list(cfg.engine_variants)
     if cfg.launch:
         ids += [v.id for v in select_variants(cfg.variants)]
     for spec in cfg.servers:
@@ -83,6 +89,8 @@ def build_targets(cfg: LfmConfig, start_reference: bool = True,
     attached = [s for s in cfg.servers if not s.is_reference]
     reference = [s for s in cfg.servers if s.is_reference]
     try:
+        if cfg.engine:
+            _engine_targets(cfg, out)
         if cfg.launch:
             _launch_targets(cfg, out, launched)
         for spec in attached:
@@ -216,3 +224,49 @@ def _launch_targets(cfg: LfmConfig, out: TargetSet, launched: Sequence[Mapping[s
             log_path=info.get("log_path"), pid=info.get("pid"),
             random_weights=is_fixture_checkpoint(result.model_path),
         ))
+
+
+def _engine_targets(cfg: LfmConfig, out: TargetSet) -> None:
+    """Engine mode: one :class:`~pytest_lfm.engine.EngineHandle` per selected variant (not started yet)."""
+    from pytest_lfm.engine import (
+        EngineHandle,
+        EnginePool,
+        engine_env,
+        engine_kwargs,
+        factory_version,
+        load_factory,
+    )
+
+    factory, spec = load_factory()
+    version = factory_version(factory, spec)
+    hw_id = cfg.hardware or _local_hardware()
+    hardware = get_hardware(hw_id) if hw_id != UNKNOWN else None
+    handles: list[EngineHandle] = []
+    for variant_id in cfg.engine_variants:
+        variant = get_variant(variant_id)
+        path = _engine_model_path(variant_id, cfg.model_paths[variant_id])
+        kwargs = engine_kwargs(variant, hardware, path, cfg.engine_args)
+        handle = EngineHandle(variant, path, kwargs, factory, version=version, env=engine_env(variant, path))
+        handles.append(handle)
+        out.targets.append(Target(
+            id=variant.id, variant=variant, base_url=f"engine://{variant.id}", kind="engine", version=version,
+            hardware=hw_id, model=path, server_args=handle.describe(),
+            random_weights=is_fixture_checkpoint(path),
+        ))
+    out.engines = EnginePool(handles)
+    out.processes.append(out.engines)
+
+
+def _engine_model_path(variant_id: str, path: str) -> str:
+    """A local checkpoint as an absolute path; a Hugging Face id (``org/name``) as given."""
+    local = Path(path).expanduser()
+    if local.exists():
+        return str(local.resolve())
+    if path.startswith(("/", ".", "~")) or path.count("/") != 1:  # not an org/name Hugging Face id
+        raise LfmUsageError(
+            f"--lfm-model-path {variant_id}={path}: no such checkpoint directory",
+            tried=[str(local.resolve())],
+            remedy="pass the directory holding config.json and the weights (relative paths are read from the "
+            "current directory), or a Hugging Face id such as LiquidAI/LFM2.5-8B-A1B",
+        )
+    return path

@@ -20,7 +20,7 @@ class Target:
     id: str
     variant: Variant
     base_url: str
-    kind: str  # "attach" | "reference" | "launch"
+    kind: str  # "attach" | "reference" | "launch" | "engine" (an in-process sgl.Engine; base_url engine://ID)
     version: str | None = None
     hardware: str = "unknown"
     model: str | None = None
@@ -37,6 +37,11 @@ class Target:
     def is_launched(self) -> bool:
         """True for a server this run started from the recipe."""
         return self.kind == "launch"
+
+    @property
+    def is_engine(self) -> bool:
+        """True for an in-process ``sgl.Engine`` (engine mode): there is no HTTP API to call."""
+        return self.kind == "engine"
 
     @property
     def served_model(self) -> str:

@@ -164,10 +164,21 @@ def install_sigterm_handler() -> None:
     if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
         return
 
-    def _on_sigterm(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(f"received signal {signum}")
-
     _PREVIOUS_SIGTERM = signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"received signal {signum}")
+
+
+def reclaim_sigterm_handler() -> None:
+    """Re-install the handler of :func:`install_sigterm_handler` when something replaced it since (SGLang's
+    in-process engine adds an asyncio SIGTERM handler that only sets a drain flag). No-op when it was
+    never installed or off the main thread."""
+    if _PREVIOUS_SIGTERM is None or threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not _on_sigterm:
+        signal.signal(signal.SIGTERM, _on_sigterm)
 
 
 def restore_sigterm_handler() -> None:
