@@ -367,14 +367,16 @@ class EngineHandle:
         prompt. With image parts, the processor's template (``tokenizer_manager.processor``), as the seed's
         vision example does, when the engine has one."""
         manager = self._engine().tokenizer_manager
-        renderer = manager.tokenizer
         processor = getattr(manager, "processor", None)
-        if _has_images(messages) and processor is not None and hasattr(processor, "apply_chat_template"):
-            renderer = processor
         kwargs: dict[str, Any] = {"tokenize": False, "add_generation_prompt": True, **template_kwargs}
         if tools:
             kwargs["tools"] = list(tools)
-        return str(renderer.apply_chat_template(list(messages), **kwargs))
+        if _has_images(messages) and processor is not None and hasattr(processor, "apply_chat_template"):
+            try:
+                return str(processor.apply_chat_template(list(messages), **kwargs))
+            except ValueError:  # a processor without its own chat template: the tokenizer's renders images too
+                pass
+        return str(manager.tokenizer.apply_chat_template(list(messages), **kwargs))
 
     def chat(self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]] | None = None,
              sampling_params: Mapping[str, Any] | None = None, image_data: Any = None,
