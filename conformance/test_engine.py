@@ -97,9 +97,11 @@ def test_engine_restriction_makes_temperature_1_greedy(lfm_engine: EngineHandle,
                                                        restriction: str,
                                                        record_property: Callable[[str, object], None]) -> None:
     """``top_k=1`` / ``min_p=1.0`` in ``sampling_params`` reach the sampler: at temperature 1, for each of 4
-    ``sampling_seed`` values the text equals the temperature-0 text (4 of 4); without the filter the same
-    requests leave greedy at least once (at least 1 of 4), so the filter, not the temperature, did it
-    (§3.1 sampler fields; §4: temperature < 1e-6 is greedy)."""
+    requests (``sampling_seed`` 11, 23, 37, 41; the seed fixes the draw only with
+    ``enable_deterministic_inference``, otherwise they are 4 independent draws) the text equals the
+    temperature-0 text (4 of 4); without the filter the same requests leave greedy at least once (at least
+    1 of 4), so the filter, not the temperature, did it (§3.1 sampler fields; §4: temperature < 1e-6 is
+    greedy)."""
     if lfm_target.id not in _BASELINES:
         greedy = lfm_engine.generate(PROSE, {"temperature": 0, "max_new_tokens": MAX_NEW}).text
         free = {s: lfm_engine.generate(PROSE, {"temperature": 1.0, "sampling_seed": s,

@@ -43,6 +43,7 @@ from pytest_lfm.bench import (
     run_benchmark,
 )
 from pytest_lfm.config import LfmConfig
+from pytest_lfm.engine import HTTP_SKIP
 from pytest_lfm.hardware import hardware_ids
 from pytest_lfm.server.base import Target
 
@@ -66,6 +67,8 @@ def perf_scale() -> float:
 
 
 def _guard_reference(target: Target) -> None:
+    if target.is_engine:  # the benchmark drives the HTTP API (as the plugin skips lfm_http checks there)
+        pytest.skip(HTTP_SKIP + " (the benchmark sends HTTP requests)")
     if target.is_reference and os.environ.get("LFM_PERF_REFERENCE", "") not in ("1", "true", "yes"):
         pytest.skip("performance checks measure GPU servers; the reference server is a CPU test double "
                     "(set LFM_PERF_REFERENCE=1 to exercise the harness against it)")

@@ -39,6 +39,7 @@ import json
 import os
 import sys
 import time
+import traceback
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ from pytest_lfm.hardware import Hardware
 from pytest_lfm.recipe import recipe_flags
 from pytest_lfm.variants import Variant, is_fixture_checkpoint
 
+HTTP_SKIP = "checks the HTTP API; engine mode has none"
 FACTORY_ENV = "LFM_ENGINE_FACTORY"
 DEFAULT_FACTORY = "pytest_lfm.engine:make_engine"
 # Flags whose ServerArgs field is not the flag's name.
@@ -67,6 +69,7 @@ FIXTURE_PROFILE: Mapping[str, Any] = {
 }
 FIXTURE_VL_PROFILE: Mapping[str, Any] = {"mm_attention_backend": "triton_attn"}  # scripts/gpu_gate.sh vl
 EOS_MARKERS = (lfm2.IM_END, "<|endoftext|>")
+TRACE_LINES = 20
 
 
 class EngineFailed(LfmError):
@@ -293,6 +296,8 @@ class EngineHandle:
         self.env = dict(env or {})
         self.engine: Any = None
         self.started_after: float | None = None
+        """Seconds the last start took (the factory call: loading weights, starting SGLang's processes)."""
+        self.start_reported = False
         self.creations = 0
 
     # -- lifecycle
@@ -314,8 +319,10 @@ class EngineHandle:
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as exc:
+            frames = "".join(traceback.format_exception(exc)).rstrip().splitlines()[-TRACE_LINES:]
             raise EngineFailed(
-                f"sgl.Engine for {self.variant.id} did not start: {type(exc).__name__}: {exc}",
+                f"sgl.Engine for {self.variant.id} did not start: {type(exc).__name__}: {exc}\n"
+                f"Last {len(frames)} traceback lines:\n" + "\n".join(frames),
                 tried=[f"model_path={self.model_path}",
                        "kwargs: " + ", ".join(f"{k}={v!r}" for k, v in sorted(self.kwargs.items()))],
                 remedy="read the error above (SGLang logs at log_level=error by default; pass --lfm-engine-arg "
@@ -325,6 +332,7 @@ class EngineHandle:
         self.engine = engine
         self.creations += 1
         self.started_after = time.monotonic() - t0
+        self.start_reported = False
         _reclaim_sigterm()
 
     def shutdown(self) -> None:

@@ -14,6 +14,7 @@ import pytest
 
 from pytest_lfm import options as o
 from pytest_lfm.config import LfmConfig, resolve
+from pytest_lfm.engine import HTTP_SKIP
 from pytest_lfm.errors import LfmError
 from pytest_lfm.markers import MARKERS, MarkerError, skip_reason, validate
 from pytest_lfm.reporting import CheckResult, TargetInfo, write_report
@@ -44,7 +45,6 @@ NO_TARGET = """the conformance checks need a server to check, and none was given
 Example: pytest --lfm-server=reference --lfm-report=lfm-report"""
 _SECTION = re.compile(r"§\s?\d+(?:\.\d+)*")
 HTTP_FIXTURES = ("lfm_http", "lfm_client", "lfm_chat")
-HTTP_SKIP = "checks the HTTP API; engine mode has none"
 ENGINE_SKIP = "needs --lfm-engine"
 XDIST_ENGINE = """--lfm-engine runs one GPU engine inside the pytest process, and xdist (-n / --dist) would start
 several pytest processes that cannot share it.
@@ -376,7 +376,7 @@ def lfm_engine(lfm_target: Target, request: pytest.FixtureRequest) -> EngineHand
     :class:`~pytest_lfm.engine.EngineHandle` (``generate``, ``chat``, SGLang's parsers). Started on first
     use, one engine alive at a time, shut down at session end (also on failure and Ctrl-C). Skips with
     "needs --lfm-engine" on other targets. An engine that fails to start fails this check with what was
-    tried and stops the session (one clear error, not one per check)."""
+    tried and ends the session as failed (one clear error, not one per check)."""
     if not lfm_target.is_engine:
         pytest.skip(f"{ENGINE_SKIP}; {lfm_target.id} is a {lfm_target.kind} target")
     pool = request.config.stash[TARGETS_KEY].engines
@@ -384,10 +384,16 @@ def lfm_engine(lfm_target: Target, request: pytest.FixtureRequest) -> EngineHand
     from pytest_lfm.engine import EngineFailed
 
     try:
-        return pool.acquire(lfm_target.variant.id)
+        handle: EngineHandle = pool.acquire(lfm_target.variant.id)
     except EngineFailed as exc:
-        request.session.shouldstop = f"lfm: the engine for {lfm_target.id} did not start"
-        pytest.fail(exc.render(), pytrace=False)
+        message = exc.render()
+    else:
+        if not handle.start_reported and handle.started_after is not None:  # on the check that started it
+            handle.start_reported = True
+            request.node.user_properties.append(("engine_start_s", round(handle.started_after, 1)))
+        return handle
+    request.session.shouldfail = f"lfm: the engine for {lfm_target.id} did not start"
+    pytest.fail(message, pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -262,7 +262,8 @@ def _engine_model_path(variant_id: str, path: str) -> str:
     local = Path(path).expanduser()
     if local.exists():
         return str(local.resolve())
-    if path.startswith(("/", ".", "~")) or path.count("/") != 1:  # not an org/name Hugging Face id
+    first = path.split("/", 1)[0]
+    if path.startswith(("/", ".", "~")) or path.count("/") != 1 or Path(first).exists():  # not an org/name id
         raise LfmUsageError(
             f"--lfm-model-path {variant_id}={path}: no such checkpoint directory",
             tried=[str(local.resolve())],
