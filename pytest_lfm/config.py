@@ -61,6 +61,7 @@ class LfmConfig:
     sglang_command: str | None = None
     sglang_args: tuple[str, ...] = ()
     reference_parsers: Path | None = None
+    reference_version: str = "0.5.23"
     engine: bool = False
     engine_variants: tuple[str, ...] = ()
     """Engine mode: the variant ids to create an engine for (each has a ``model_paths`` entry)."""
@@ -163,6 +164,7 @@ def resolve(cli: Getter, ini: Getter, env: Mapping[str, str] | None = None) -> L
                             remedy="quote it as a shell would, e.g. --lfm-sglang-args='--context-length 2048'"
                             ) from None
     reference_parsers = _reference_parsers(pick(o.REFERENCE_PARSERS), servers)
+    reference_version = _reference_version(str(pick(o.REFERENCE_VERSION) or "0.5.23"), servers, sources)
     return LfmConfig(
         servers=servers,
         variants=variants,
@@ -182,6 +184,7 @@ def resolve(cli: Getter, ini: Getter, env: Mapping[str, str] | None = None) -> L
         sglang_command=pick(o.SGLANG_COMMAND) or None,
         sglang_args=extra_args,
         reference_parsers=reference_parsers,
+        reference_version=reference_version,
         engine=engine,
         engine_variants=engine_variants,
         engine_args=engine_args,
@@ -224,6 +227,19 @@ def _engine_settings(engine: bool, launch: bool, servers: tuple[o.ServerSpec, ..
             "checkpoints for",
         )
     return tuple(chosen), args
+
+
+def _reference_version(value: str, servers: tuple[o.ServerSpec, ...], sources: Mapping[str, str]) -> str:
+    """``--lfm-reference-version``: a parsable SGLang version, only with the reference server."""
+    from pytest_lfm.lfm2 import parse_version
+
+    if sources.get(o.REFERENCE_VERSION.dest, "default") != "default" and not any(s.is_reference for s in servers):
+        raise LfmUsageError("--lfm-reference-version only applies to the bundled reference server",
+                            remedy="add --lfm-server=reference, or drop --lfm-reference-version")
+    if parse_version(value) is None:
+        raise LfmUsageError(f"--lfm-reference-version {value!r} is not a version",
+                            remedy="pass a release number such as 0.5.17")
+    return value.strip().lstrip("v")
 
 
 def _reference_parsers(value: str | None, servers: tuple[o.ServerSpec, ...]) -> Path | None:

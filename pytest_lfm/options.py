@@ -137,6 +137,12 @@ REFERENCE_PARSERS = OptionSpec(
     "only, no torch). The server then reports that release's version, so version gates apply to it.",
     metavar="DIR",
 )
+REFERENCE_VERSION = OptionSpec(
+    "--lfm-reference-version", "lfm_reference_version", "LFM_REFERENCE_VERSION",
+    "The SGLang release whose behaviour the reference server emulates (default 0.5.23; e.g. 0.5.17 or 0.5.10): "
+    "parser details, validation ranges, media-error status. Version gates then apply as for that release.",
+    default="0.5.23", metavar="VERSION",
+)
 
 ENGINE = OptionSpec(
     "--lfm-engine", "lfm_engine", "LFM_ENGINE",
@@ -154,7 +160,8 @@ ENGINE_ARG = OptionSpec(
 
 ALL_OPTIONS: tuple[OptionSpec, ...] = (SERVER, VARIANT, HARDWARE, API_KEY, TIMEOUT, REPORT, FAULT, IMAGE_HOST,
                                        LAUNCH, PRINT_RECIPE, MODEL_PATH, FRAMING, SGLANG_IMAGE, STARTUP_TIMEOUT,
-                                       LOG_DIR, SGLANG_COMMAND, SGLANG_ARGS, REFERENCE_PARSERS, ENGINE, ENGINE_ARG)
+                                       LOG_DIR, SGLANG_COMMAND, SGLANG_ARGS, REFERENCE_PARSERS, REFERENCE_VERSION,
+                                       ENGINE, ENGINE_ARG)
 
 
 @dataclass(frozen=True)

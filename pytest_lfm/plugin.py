@@ -115,7 +115,7 @@ def _uses_xdist(config: pytest.Config) -> bool:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Probe attached servers (one clear error on failure) and start reference servers."""
-    from pytest_lfm.targets import REFERENCE_VERSION, TargetSet, build_targets, planned_ids
+    from pytest_lfm.targets import TargetSet, build_targets, planned_ids
 
     config = session.config
     cfg = config.stash[CONFIG_KEY]
@@ -143,7 +143,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             if tid not in known:
                 v = get_variant(tid)
                 infos.append(TargetInfo(id=v.id, variant=v.id, hardware=cfg.hardware or "unknown",
-                                        sglang_version=REFERENCE_VERSION, base_url="(one per xdist worker)",
+                                        sglang_version=cfg.reference_version, base_url="(one per xdist worker)",
                                         mode="reference"))
     config.stash[INFOS_KEY] = infos
 

@@ -111,7 +111,7 @@ def build_targets(cfg: LfmConfig, start_reference: bool = True,
             for spec in reference:
                 chosen += [spec.variant] if spec.variant else [v.id for v in select_variants(cfg.variants)]
             chosen = [get_variant(c).id for c in dict.fromkeys(chosen)]
-            procs = start_many(chosen, cfg.faults, cfg.api_key.get() if cfg.api_key else None, REFERENCE_VERSION,
+            procs = start_many(chosen, cfg.faults, cfg.api_key.get() if cfg.api_key else None, cfg.reference_version,
                                sglang_dir=str(cfg.reference_parsers) if cfg.reference_parsers else None,
                                hardware=cfg.hardware if cfg.hardware and cfg.hardware != UNKNOWN else None)
             out.processes.extend(procs)

@@ -74,7 +74,8 @@ class SuiteRun:
 
 
 def run_suite(pytester: pytest.Pytester, modules: Iterable[str], *, variants: Iterable[str] = ("1.2B-Instruct",),
-              faults: Iterable[str] = (), extra: Iterable[str] = (), server: str | None = None) -> SuiteRun:
+              faults: Iterable[str] = (), extra: Iterable[str] = (), server: str | None = None,
+              version: str | None = None) -> SuiteRun:
     """Run conformance modules (names under ``conformance/``) against reference servers started by the
     plugin, or against ``server`` (``VARIANT=URL`` or a URL of a server the test started itself)."""
     report = pytester.path / "lfm-report"
@@ -82,6 +83,8 @@ def run_suite(pytester: pytest.Pytester, modules: Iterable[str], *, variants: It
     args += [f"--lfm-server={server or 'reference'}", f"--lfm-report={report}", "-p", "no:cacheprovider", "-q"]
     if server is None:
         args += [f"--lfm-variant={v}" for v in variants]
+    if version is not None:
+        args.append(f"--lfm-reference-version={version}")
     args += [f"--lfm-reference-fault={f}" for f in faults]
     args += list(extra)
     result = pytester.runpytest_subprocess(*args, timeout=600)

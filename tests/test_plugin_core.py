@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
+from typing import Any
 
 import pytest
 from fake_server import fake_server, sglang_like
@@ -267,3 +268,21 @@ def test_fixture_checkpoint_means_random_weights(pytester: pytest.Pytester) -> N
         result = pytester.runpytest_subprocess("test_m.py", f"--lfm-server=1.2B-Instruct={url}", "-rs",
                                                "-p", "no:cacheprovider")
     result.stdout.fnmatch_lines(["*needs real weights; 1.2B-Instruct is served by a fixture checkpoint (random weights)*"])
+
+
+def test_reference_version_is_emulated_and_gates_apply(suite: Any) -> None:
+    """--lfm-reference-version 0.5.10: media errors answer 500 there, so the bad-media cases are the declared
+    strict expected failures rather than failures (and pass as checks on the default 0.5.23)."""
+    old = suite("test_vision.py", variants=["VL-450M"], version="0.5.10", extra=["-k", "bad_image_input"])
+    assert old.ret == 0, old.stdout[-3000:]
+    assert set(old.outcomes("bad_image_input").values()) == {"xfailed"}, old.outcomes()
+    new = suite("test_vision.py", variants=["VL-450M"], extra=["-k", "bad_image_input"])
+    assert set(new.outcomes("bad_image_input").values()) == {"passed"}, new.outcomes()
+
+
+def test_reference_version_needs_the_reference_server(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_a=PASSING_CHECK)
+    result = pytester.runpytest_subprocess("test_a.py", "--lfm-server=localhost:1", "--lfm-reference-version=0.5.17",
+                                           "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--lfm-reference-version only applies" in result.stderr.str()
