@@ -123,7 +123,7 @@ class LfmHttp:
                  {"request": _brief(body), "server": self.target.base_url})
         if not isinstance(data, dict):
             fail(f"POST {path} did not answer a JSON object", "a JSON object", data, {"request": _brief(body)})
-        return data
+        return dict(data)
 
     def chat_body(self, messages: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:
         """A chat request body for this target's model."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from pytest_lfm.client import LfmHttp
     from pytest_lfm.engine import EngineHandle
     from pytest_lfm.server.base import Target
+    from pytest_lfm.targets import TargetSet  # noqa: F401 (named in the StashKey annotation below)
     from pytest_lfm.variants import Variant
 
 CONFIG_KEY = pytest.StashKey["LfmConfig"]()
@@ -64,7 +65,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         group.addoption(spec.flag, dest=spec.dest, default=None, metavar=spec.metavar,
                         action="append" if spec.multiple else "store",
                         help=f"{spec.help} [env {spec.env}; ini {spec.ini}]")
-        parser.addini(spec.ini, help=spec.help, type="linelist" if spec.multiple else "string", default=None)
+        if spec.multiple:
+            parser.addini(spec.ini, help=spec.help, type="linelist", default=None)
+        else:
+            parser.addini(spec.ini, help=spec.help, type="string", default=None)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -242,7 +246,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         item.user_properties += [("lfm_target", target.id), ("lfm_variant", target.variant.id),
                                  ("lfm_sglang_version", target.version or "unknown"),
                                  ("lfm_hardware", target.hardware),
-                                 ("lfm_family", item.module.__name__.rsplit(".", 1)[-1] if item.module else ""),
+                                 ("lfm_family", _module_name(item)),
                                  ("lfm_section", section)]
 
 
@@ -255,6 +259,11 @@ def _engine_mode_skips(item: pytest.Item, target: Target) -> None:
             item.add_marker(pytest.mark.skip(reason=f"{HTTP_SKIP} (uses {', '.join(used)})"))
     elif "lfm_engine" in names:
         item.add_marker(pytest.mark.skip(reason=f"{ENGINE_SKIP}; {target.id} is a {target.kind} target"))
+
+
+def _module_name(item: pytest.Item) -> str:
+    module = getattr(item, "module", None)
+    return module.__name__.rsplit(".", 1)[-1] if module is not None else ""
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -307,7 +316,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     cfg = config.stash.get(CONFIG_KEY, None)
     try:
         if cfg is not None and cfg.report_dir is not None and not _is_worker(config):
-            path = write_report(cfg.report_dir, config.stash.get(INFOS_KEY, []), config.stash.get(RESULTS_KEY, []))
+            infos: list[TargetInfo] = config.stash.get(INFOS_KEY, [])
+            results: list[CheckResult] = config.stash.get(RESULTS_KEY, [])
+            path = write_report(cfg.report_dir, infos, results)
             reporter = config.pluginmanager.get_plugin("terminalreporter")
             if reporter is not None:
                 reporter.write_line(f"lfm: report written to {path}, {path.with_name('matrix.md')} and "
@@ -411,12 +422,10 @@ def lfm_client(lfm_target: Target, lfm_config: LfmConfig) -> Iterator[openai.Ope
     """``openai.OpenAI`` pointed at the server under test (``max_retries=0``)."""
     import openai
 
-    from pytest_lfm.server.http import make_http_client
-
-    http_client = make_http_client(lfm_target.base_url, lfm_target.api_key, lfm_config.timeout)
+    # The SDK's own HTTP client: openai 3 moved to httpx2, so an httpx client of ours would be the wrong type.
     client = openai.OpenAI(base_url=lfm_target.base_url + "/v1",
                            api_key=lfm_target.api_key.get() if lfm_target.api_key else "EMPTY",
-                           max_retries=0, timeout=lfm_config.timeout, http_client=http_client)
+                           max_retries=0, timeout=lfm_config.timeout)
     yield client
     client.close()
 
@@ -431,6 +440,7 @@ def lfm_chat(lfm_client: openai.OpenAI, lfm_target: Target) -> Callable[..., Any
         preset = lfm_target.variant.sampling_kwargs()
         extra = {**preset["extra_body"], **overrides.pop("extra_body", {})}
         kwargs = {"temperature": preset["temperature"], **overrides, "extra_body": extra}
-        return lfm_client.chat.completions.create(model=lfm_target.served_model, messages=messages, **kwargs)
+        return lfm_client.chat.completions.create(model=lfm_target.served_model, messages=cast(Any, messages),
+                                                  **kwargs)
 
     return chat

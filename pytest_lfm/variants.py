@@ -134,7 +134,9 @@ FIXTURE_CHECKPOINT_PREFIX = "tiny-lfm2"
 
 def is_fixture_checkpoint(model_path: str | None) -> bool:
     """True when the served model is one of the project's random-weight fixture checkpoints."""
-    return bool(model_path) and model_path.rstrip("/").split("/")[-1].startswith(FIXTURE_CHECKPOINT_PREFIX)
+    if not model_path:
+        return False
+    return model_path.rstrip("/").split("/")[-1].startswith(FIXTURE_CHECKPOINT_PREFIX)
 
 
 def detect_variant(model_path: str | None) -> Variant | None:

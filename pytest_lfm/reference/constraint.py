@@ -15,8 +15,8 @@ try:  # Python 3.11+: the regex parser lives in re._parser
     from re import _constants as sre_constants  # type: ignore[attr-defined]
     from re import _parser as sre_parse  # type: ignore[attr-defined]
 except ImportError:  # pragma: no cover
-    import sre_constants  # type: ignore[no-redef]
-    import sre_parse  # type: ignore[no-redef]
+    import sre_constants
+    import sre_parse
 
 
 class UnsupportedPattern(ValueError):

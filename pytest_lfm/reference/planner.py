@@ -155,7 +155,8 @@ def _value_for(schema: Mapping[str, Any], name: str, message: str, entity: str |
     if kind == "boolean":
         return True
     if kind == "array":
-        item = schema.get("items") if isinstance(schema.get("items"), Mapping) else {"type": "string"}
+        items = schema.get("items")
+        item: Mapping[str, Any] = items if isinstance(items, Mapping) else {"type": "string"}
         return [_value_for(item, name, message, entity)]
     if kind == "object":
         return {}

@@ -66,7 +66,8 @@ class ReferenceServer:
         sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
         server = uvicorn.Server(self._config(self.port))
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        # uvicorn must not take over the signals of the process it runs in (a thread of pytest's process)
+        setattr(server, "install_signal_handlers", lambda: None)  # noqa: B010
         self._server = server
         self._thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
                                         name=f"lfm-reference-{self.state.variant.id}", daemon=True)

@@ -96,7 +96,7 @@ def sampling_from_request(body: Mapping[str, Any], *, chat: bool, st: ServerStat
     else:
         max_new = _opt_int(body.get("max_tokens", 16 if "completions_default_max_tokens" not in f else 64),
                            "max_tokens")
-    raw = {
+    raw: dict[str, Any] = {
         "temperature": _num(body.get("temperature"), 1.0),
         "top_p": _num(body.get("top_p"), 1.0),
         "top_k": _int(body.get("top_k"), -1),
@@ -815,7 +815,8 @@ def completion_response(body: Mapping[str, Any], st: ServerState) -> dict[str, A
     n = 1 if "completions_n_ignored" in st.faults else request_n(body)
     lp = _opt_int(body.get("logprobs"), "logprobs")
     params = sampling_from_request(body, chat=False, st=st)
-    choices, prompt_total, completion_total = [], 0, 0
+    choices: list[dict[str, Any]] = []
+    prompt_total, completion_total = 0, 0
     for prompt in prompts:
         text = prompt if isinstance(prompt, str) else tok.decode(prompt, skip_special_tokens=False)
         ids = ([tok.BOS_ID] + tok.encode(text)) if isinstance(prompt, str) else list(prompt)
@@ -939,8 +940,8 @@ def separate_reasoning(body: Mapping[str, Any], st: ServerState) -> dict[str, An
     text = body.get("text")
     if not isinstance(text, str):
         raise ClientError("text: Field required", type_="Bad Request")
-    parser = body.get("reasoning_parser")
-    st.parsers.check_reasoning_parser(parser)
+    parser = str(body.get("reasoning_parser"))
+    st.parsers.check_reasoning_parser(body.get("reasoning_parser"))
     if "think_in_content" in st.faults:
         return {"reasoning_text": "", "text": text}
     if "thinking_not_forced" in st.faults:
@@ -950,7 +951,7 @@ def separate_reasoning(body: Mapping[str, Any], st: ServerState) -> dict[str, An
         if "reasoning_text_stripped" in st.faults:
             split = lfm2.ReasoningSplit(split.reasoning_text.strip(), split.text.strip())
         return {"reasoning_text": split.reasoning_text, "text": split.text}
-    return st.parsers.separate_reasoning(text, parser, bool(body.get("return_blocks")))
+    return dict(st.parsers.separate_reasoning(text, parser, bool(body.get("return_blocks"))))
 
 
 class ProjectParsers:

@@ -140,10 +140,10 @@ def read_text(rgb: Image.Image) -> str:
     ink_share, light_share = float(ink.mean()), float((px >= 200).mean())
     if not (0.003 <= ink_share <= 0.4 and light_share >= 0.55 and ink_share + light_share >= 0.9):
         return ""
-    columns = ink.any(axis=0)
+    columns: list[bool] = [bool(v) for v in np.asarray(ink.any(axis=0)).ravel()]
     segments: list[tuple[int, int]] = []
     start = None
-    for x, on in enumerate([*columns.tolist(), False]):
+    for x, on in enumerate([*columns, False]):
         if on and start is None:
             start = x
         elif not on and start is not None:
