@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from pytest_lfm import lfm2
-from pytest_lfm.assertions import expect_equal, expect_true, fail
+from pytest_lfm.assertions import expect_equal, expect_restriction_is_greedy, expect_true
 from pytest_lfm.engine import EngineHandle, EngineResult, project_tool_calls, strip_eos
 from pytest_lfm.hardware import hardware_ids
 from pytest_lfm.imageserver import images_dir
@@ -111,19 +111,8 @@ def test_engine_restriction_makes_temperature_1_greedy(lfm_engine: EngineHandle,
     extra = RESTRICTIONS[restriction]
     restricted = {s: lfm_engine.generate(PROSE, {"temperature": 1.0, "sampling_seed": s, "max_new_tokens": MAX_NEW,
                                                  **extra}).text for s in SEEDS}
-    same = sum(t == greedy for t in restricted.values())
-    left = sum(t != greedy for t in free.values())
-    record_property("lfm_statistic", f"{restriction} @T=1: {same}/{len(SEEDS)} seeds equal greedy; "
-                                     f"unrestricted @T=1: {left}/{len(SEEDS)} seeds differ from greedy")
-    if left == 0:
-        fail("temperature 1 without a filter never left greedy: the proof cannot tell a filter from an engine "
-             "that ignores temperature", f">= 1 of {len(SEEDS)} seeds differ from greedy", "0", {"greedy": greedy})
-    if same != len(SEEDS):
-        bad = {s: t for s, t in restricted.items() if t != greedy}
-        fail(f"{restriction} at temperature 1 did not decode greedily (is {restriction.split('=')[0]} applied "
-             "from sampling_params?)", f"{len(SEEDS)}/{len(SEEDS)} seeds equal greedy: {greedy!r}",
-             f"{same}/{len(SEEDS)}; e.g. seed {next(iter(bad))}: {next(iter(bad.values()))!r}",
-             {"sampling_params": extra})
+    expect_restriction_is_greedy(restriction, greedy, free, restricted, record_property,
+                                 "applied from sampling_params", {"sampling_params": extra})
 
 
 def repeated_fraction(text: str, n: int = 4) -> float:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from pytest_lfm.assertions import expect_status, expect_true, fail
+from pytest_lfm.assertions import expect_restriction_is_greedy, expect_status, expect_true
 from pytest_lfm.client import LfmHttp
 from pytest_lfm.server.base import Target
 
@@ -117,20 +117,8 @@ def test_restriction_makes_temperature_1_greedy(lfm_http: LfmHttp, lfm_target: T
         _BASELINES[key] = (gen(PROSE, temperature=0), {s: gen(PROSE, temperature=1.0, seed=s) for s in SEEDS})
     greedy, free = _BASELINES[key]
     restricted = {s: gen(PROSE, temperature=1.0, seed=s, **extra) for s in SEEDS}
-    same = sum(t == greedy for t in restricted.values())
-    left = sum(t != greedy for t in free.values())
-    record_property("lfm_statistic", f"{restriction} @T=1: {same}/{len(SEEDS)} seeds equal greedy; "
-                                     f"unrestricted @T=1: {left}/{len(SEEDS)} seeds differ from greedy")
-    if left == 0:
-        fail("temperature 1 without a filter never left greedy: the proof cannot tell a filter from a server "
-             "that ignores temperature", f">= 1 of {len(SEEDS)} seeds differ from greedy", "0",
-             {"greedy": greedy})
-    if same != len(SEEDS):
-        bad = {s: t for s, t in restricted.items() if t != greedy}
-        fail(f"{restriction} at temperature 1 did not decode greedily (is {restriction.split('=')[0]} "
-             f"forwarded to the sampler?)", f"{len(SEEDS)}/{len(SEEDS)} seeds equal greedy: {greedy!r}",
-             f"{same}/{len(SEEDS)}; e.g. seed {next(iter(bad))}: {next(iter(bad.values()))!r}",
-             {"endpoint": endpoint, "filter": extra})
+    expect_restriction_is_greedy(restriction, greedy, free, restricted, record_property,
+                                 "forwarded to the sampler", {"endpoint": endpoint, "filter": extra})
 
 
 # ------------------------------------------------------------------------------------------ seed

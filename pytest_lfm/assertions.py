@@ -54,3 +54,26 @@ def json_equal(a: str, b: str) -> bool:
         return bool(json.loads(a) == json.loads(b))
     except (TypeError, ValueError):
         return False
+
+
+def expect_restriction_is_greedy(restriction: str, greedy: str, free: Mapping[Any, str],
+                                 restricted: Mapping[Any, str], record: Any, applied: str,
+                                 context: Mapping[str, Any]) -> None:
+    """The behavioural proof that a sampling filter (``top_k=1``, ``min_p=1.0``, a tiny ``top_p``) reaches the
+    sampler: at temperature 1, every seed decodes greedily with the filter, while without it at least one
+    seed leaves greedy (else the proof could not tell a filter from a server that ignores temperature).
+    ``free`` and ``restricted`` map seed → text; ``applied`` says how the filter was sent."""
+    __tracebackhide__ = True
+    n = len(restricted)
+    same = sum(t == greedy for t in restricted.values())
+    left = sum(t != greedy for t in free.values())
+    record("lfm_statistic", f"{restriction} @T=1: {same}/{n} seeds equal greedy; "
+                            f"unrestricted @T=1: {left}/{len(free)} seeds differ from greedy")
+    if left == 0:
+        fail("temperature 1 without a filter never left greedy: the proof cannot tell a filter from a server "
+             "that ignores temperature", f">= 1 of {len(free)} seeds differ from greedy", "0", {"greedy": greedy})
+    if same != n:
+        bad = {s: t for s, t in restricted.items() if t != greedy}
+        seed, text = next(iter(bad.items()))
+        fail(f"{restriction} at temperature 1 did not decode greedily (is {restriction.split('=')[0]} {applied}?)",
+             f"{n}/{n} seeds equal greedy: {greedy!r}", f"{same}/{n}; e.g. seed {seed}: {text!r}", context)

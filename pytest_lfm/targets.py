@@ -34,7 +34,6 @@ from pytest_lfm.variants import (
 if TYPE_CHECKING:
     from pytest_lfm.engine import EnginePool
 
-REFERENCE_VERSION = "0.5.23"
 _LOCAL_HOSTS = ("localhost", "127.", "[::1]", "0.0.0.0")
 
 
