@@ -19,7 +19,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pytest_lfm.errors import LfmError
-from pytest_lfm.report_diff import EXIT_BAD_INPUT, EXIT_OK, EXIT_REGRESSION, diff_reports, render_diff
+from pytest_lfm.report_diff import (
+    EXIT_BAD_INPUT,
+    EXIT_OK,
+    EXIT_REGRESSION,
+    LIST_LIMIT,
+    diff_reports,
+    render_diff,
+)
 from pytest_lfm.reporting import load_report, merge_reports, write_report_files
 
 _DIFF_HELP = """Compare two reports check by check (matched on the cell: hardware/variant/quantization/
@@ -70,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("old", metavar="OLD.json", help="the baseline report (or a directory holding report.json)")
     d.add_argument("new", metavar="NEW.json", help="the report to check (or a directory holding report.json)")
     d.add_argument("--json", action="store_true", help="print the sections as JSON instead of text")
+    d.add_argument("--full", action="store_true",
+                   help=f"list every check of the long informational sections (absent, newly not run, newly run, "
+                        f"new checks, changed statistic), not only the first {LIST_LIMIT}")
     d.add_argument("--allow-partial", action="store_true",
                    help="do not count checks absent from NEW as a regression (comparing a filtered or "
                         "interrupted run on purpose)")
@@ -104,7 +114,7 @@ def _diff(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
     else:
-        sys.stdout.write(render_diff(result, old, new, args.old, args.new))
+        sys.stdout.write(render_diff(result, old, new, args.old, args.new, full=args.full))
     return EXIT_REGRESSION if result.has_regression else EXIT_OK
 
 

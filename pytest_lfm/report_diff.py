@@ -75,13 +75,19 @@ _MASKS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
-def normalise_message(message: str, limit: int = 300) -> str:
-    """The first non-empty line of a check's message (up to ``limit`` characters) with version strings,
-    ports, pids, ids, temporary paths and durations masked: two runs of the same code give the same text."""
-    first = next((line.strip() for line in (message or "").splitlines() if line.strip()), "")
+def normalise_message(message: str, limit: int = 300, lines: int = 3) -> str:
+    """The first ``lines`` non-blank lines of a check's message (what was checked, then Expected and
+    Actual) joined with `` · `` and cut to ``limit`` characters, with version strings, ports, pids, ids,
+    temporary paths and durations masked: two runs of the same code give the same text."""
+    kept = [re.sub(r"\s+", " ", ln.strip()) for ln in (message or "").splitlines() if ln.strip()][:lines]
+    text = " · ".join(kept)
     for pattern, repl in _MASKS:
-        first = pattern.sub(repl, first)
-    return first[:limit]
+        text = pattern.sub(repl, text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _headline(message: str) -> str:
+    return message.split(" · ", 1)[0]
 
 
 @dataclass
@@ -297,21 +303,31 @@ def _cell_labels(cells: Iterable[str]) -> dict[str, str]:
     return {c: c for c in cells}
 
 
-def _grouped(items: list[Change]) -> list[tuple[Change, list[str]]]:
-    """Changes that are the same apart from their cell, as (first change, cells)."""
-    groups: dict[tuple[str, str, str, str, str], tuple[Change, list[str]]] = {}
+def _grouped(items: list[Change]) -> list[tuple[Change, list[str], bool]]:
+    """Changes that are the same apart from their cell (and the details of their message after its first
+    line), as (first change, cells, whether the details differ between the cells)."""
+    groups: dict[tuple[str, str, str, str, str], tuple[Change, list[str], set[str]]] = {}
     for c in items:
-        k = (c.check, c.old, c.new, c.message, c.detail)
+        detail = c.detail if c.detail.startswith("statistic") else _headline(c.detail)
+        k = (c.check, c.old, c.new, _headline(c.message), detail)
         if k in groups:
             groups[k][1].append(c.cell)
+            groups[k][2].add(c.message + c.detail)
         else:
-            groups[k] = (c, [c.cell])
-    return list(groups.values())
+            groups[k] = (c, [c.cell], {c.message + c.detail})
+    return [(c, cells, len(variants) > 1) for c, cells, variants in groups.values()]
+
+
+#: Sections listed at most :data:`LIST_LIMIT` lines deep unless the full listing is asked for (an interrupted
+#: run leaves thousands of checks absent; the count and the first few say what happened).
+SHORTENED = ("absent", "newly_not_run", "newly_run", "added", "statistics")
+LIST_LIMIT = 20
 
 
 def render_diff(diff: ReportDiff, old: Mapping[str, Any], new: Mapping[str, Any],
-                old_name: str = "OLD", new_name: str = "NEW") -> str:
-    """A few lines when nothing changed; else one block per section, one line per check (cells collapsed)."""
+                old_name: str = "OLD", new_name: str = "NEW", full: bool = False) -> str:
+    """A few lines when nothing changed; else one block per section, one line per check (cells collapsed).
+    The sections of :data:`SHORTENED` stop after :data:`LIST_LIMIT` checks unless ``full``."""
     labels = _cell_labels(diff.cells)
     n_cells = len([c for c in diff.cells if c != "(no cell)"])
     lines = [f"pytest-lfm diff: {old_name} (SGLang {_versions(old)}, {old.get('generated_at', '?')}) → "
@@ -329,7 +345,8 @@ def render_diff(diff: ReportDiff, old: Mapping[str, Any], new: Mapping[str, Any]
             continue
         groups = _grouped(items)
         lines += ["", f"{title}: {len(items)}" + (f" ({len(groups)} distinct)" if len(groups) != len(items) else "")]
-        for c, cells in groups:
+        shown = groups if full or attr not in SHORTENED else groups[:LIST_LIMIT]
+        for c, cells, varies in shown:
             if len(cells) == n_cells and n_cells > 1:
                 where = f"all {n_cells} cells"
             else:
@@ -339,6 +356,10 @@ def render_diff(diff: ReportDiff, old: Mapping[str, Any], new: Mapping[str, Any]
                 lines.append(f"      {c.message}")
             if c.detail:
                 lines.append(f"      ({c.detail})")
+            if varies:
+                lines.append(f"      (details differ between the cells; shown for {labels.get(c.cell, c.cell)})")
+        if len(shown) < len(groups):
+            lines.append(f"  … and {len(groups) - len(shown)} more (--full or --json lists them all)")
     if diff.absent:
         if diff.allow_partial:
             lines += ["", f"note: {len(diff.absent)} check(s) absent from NEW are not counted (--allow-partial)"]
