@@ -47,7 +47,15 @@ EXIT_BAD_INPUT = 2
 ROOT_ENV = "LFM_SGLANG_PARSERS_ROOT"
 DEFAULT_ROOT = ".sglang-parsers"
 DEFAULT_TOOLS = ("get_weather", "search", "ping")
-PARSER_SOURCES = ("sglang/srt/function_call", "sglang/srt/parser", "sglang/srt/reasoning_parser.py")
+PARSER_SOURCES = ("sglang/srt/function_call", "sglang/srt/parser", "sglang/srt/reasoning_parser.py",
+                  "sglang/srt/environ.py")
+#: The files the lfm2 detector and the Qwen3 reasoning detector run (the rest are other models' parsers).
+LFM_PATH_SOURCES = (
+    "sglang/srt/function_call/lfm2_detector.py", "sglang/srt/function_call/base_format_detector.py",
+    "sglang/srt/function_call/core_types.py", "sglang/srt/function_call/utils.py",
+    "sglang/srt/function_call/function_call_parser.py", "sglang/srt/parser/reasoning_parser.py",
+    "sglang/srt/reasoning_parser.py", "sglang/srt/environ.py",
+)
 _TAGS = ("<|tool_call_start|>", "<|tool_call_end|>", "<think>", "</think>", "<|im_end|>")
 _PIECE = re.compile("|".join(re.escape(t) for t in _TAGS) + r"|\s+|\w+|[^\w\s]")
 
@@ -306,12 +314,21 @@ def render(c: Comparison) -> str:
     total = len(c.old_outputs.keys() | c.new_outputs.keys())
     lines = [f"SGLang {c.old} → {c.new}: {total} corpus probes (tool-call and reasoning cases, each parser path)"]
     files = c.changed_sources
-    n_files = len(c.old_sources.keys() | c.new_sources.keys())
-    if files:
-        lines.append(f"parser source files that differ ({len(files)} of {n_files}):")
-        lines += [f"  {how:8} {f}" for f, how in files]
+    all_files = c.old_sources.keys() | c.new_sources.keys()
+    lfm_files = [f for f in LFM_PATH_SOURCES if f in all_files]
+    lfm_changed = [(f, how) for f, how in files if f in LFM_PATH_SOURCES]
+    others = [f for f, _ in files if f not in LFM_PATH_SOURCES]
+    if lfm_changed:
+        lines.append(f"source files on the LFM parser paths that differ (sha256): {len(lfm_changed)} of "
+                     f"{len(lfm_files)}")
+        lines += [f"  {how:8} {f}" for f, how in lfm_changed]
     else:
-        lines.append(f"parser source files: all {n_files} identical (sha256)")
+        lines.append(f"source files on the LFM parser paths: all {len(lfm_files)} identical (sha256)")
+    if others:
+        names = [Path(f).name for f in others]
+        shown = ", ".join(names[:8]) + (f", … ({len(names) - 8} more; --json lists them)" if len(names) > 8 else "")
+        lines.append(f"other parser files (other models' parsers) that differ: {len(others)} of "
+                     f"{len(all_files) - len(lfm_files)}: {shown}")
     changed = c.changed
     if not changed:
         lines.append(f"outputs: identical on all {total} probes")

@@ -121,7 +121,7 @@ def test_outputs_of_a_fake_release() -> None:
 # ------------------------------------------------------------------------------------------ comparison
 
 
-def _tree(root: Path, version: str, detector: str = "class Lfm2Detector: ...\n") -> Path:
+def _tree(root: Path, version: str, detector: str = "class Lfm2Detector: ...\n", other_changes: bool = False) -> Path:
     tree = root / version
     fc = tree / "sglang" / "srt" / "function_call"
     fc.mkdir(parents=True)
@@ -129,6 +129,7 @@ def _tree(root: Path, version: str, detector: str = "class Lfm2Detector: ...\n")
     (fc / "function_call_parser.py").write_text("class FunctionCallParser: ...\n")
     (tree / "sglang" / "srt" / "parser").mkdir()
     (tree / "sglang" / "srt" / "parser" / "reasoning_parser.py").write_text("class ReasoningParser: ...\n")
+    (fc / "kimik2_detector.py").write_text(f"# {version}\n" if other_changes else "")
     (tree / f".installed-{version}").touch()
     return tree
 
@@ -139,15 +140,18 @@ def _fake_outputs(tree: Path) -> dict[str, Any]:
 
 def test_compare_lists_changed_outputs_side_by_side_and_changed_files(tmp_path: Path) -> None:
     _tree(tmp_path, "0.5.17")
-    _tree(tmp_path, "0.5.23", detector="class Lfm2Detector:  # robust\n    ...\n")
+    _tree(tmp_path, "0.5.23", detector="class Lfm2Detector:  # robust\n    ...\n", other_changes=True)
     result = cmp.compare("0.5.17", "0.5.23", root=tmp_path, outputs=_fake_outputs)
-    assert result.changed_sources == [("sglang/srt/function_call/lfm2_detector.py", "changed")]
+    assert result.changed_sources == [("sglang/srt/function_call/kimik2_detector.py", "changed"),
+                                      ("sglang/srt/function_call/lfm2_detector.py", "changed")]
     assert "reasoning/stream-reasoning-false-one-delta [chat stream qwen3]" in result.changed
     text = cmp.render(result)
-    assert "parser source files that differ (1 of 3):\n  changed  sglang/srt/function_call/lfm2_detector.py" in text
+    assert ("source files on the LFM parser paths that differ (sha256): 1 of 3\n"
+            "  changed  sglang/srt/function_call/lfm2_detector.py") in text
     block = text.split("  reasoning/stream-reasoning-false-one-delta [chat stream qwen3]\n")[1].splitlines()[:2]
     assert block[0].startswith("    0.5.17: ") and "<think>abc" in block[0]
     assert block[1].startswith("    0.5.23: ") and "<think>" not in block[1]
+    assert "other parser files (other models' parsers) that differ: 1 of 1: kimik2_detector.py" in text
     assert f"outputs that changed: {len(result.changed)} of " in text
 
 
@@ -157,7 +161,8 @@ def test_identical_releases_say_so_in_a_few_lines(tmp_path: Path) -> None:
     result = cmp.compare("0.5.20", "0.5.21", root=tmp_path, outputs=lambda t: _fake_outputs(t.parent / "0.5.21"))
     text = cmp.render(result)
     assert not result.changed and len(text.splitlines()) == 3, text
-    assert "parser source files: all 3 identical (sha256)" in text and "outputs: identical on all" in text
+    assert "source files on the LFM parser paths: all 3 identical (sha256)" in text
+    assert "outputs: identical on all" in text
 
 
 def test_post_releases_are_found_by_their_base_version(tmp_path: Path) -> None:
