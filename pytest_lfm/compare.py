@@ -183,6 +183,20 @@ def run_corpus(parsers: Parsers, selected: Sequence[Probe] | None = None) -> dic
     return {p.key: run_probe(parsers, p) for p in (probes() if selected is None else selected)}
 
 
+def adapter_failure(outputs: Mapping[str, Any], selected: Sequence[Probe] | None = None) -> str | None:
+    """When every probe of one parser path raised the same error, the adapter cannot drive the release (a
+    changed constructor or method), which is not a behaviour of the release: that error, else ``None``."""
+    by_kind: dict[str, set[str]] = {}
+    for p in probes() if selected is None else selected:
+        out = outputs.get(p.key)
+        error = out.get("error") if isinstance(out, dict) and set(out) == {"error"} else None
+        by_kind.setdefault(p.kind, set()).add(str(error) if error is not None else "\0ok")
+    for kind, results in sorted(by_kind.items()):
+        if len(results) == 1 and "\0ok" not in results:
+            return f"every {kind} probe raised {next(iter(results))}"
+    return None
+
+
 # ------------------------------------------------------------------------------------------ releases
 
 
@@ -351,7 +365,13 @@ def worker_main(tree: str) -> int:
     except UpstreamParsersError as exc:
         print(f"error: {exc.render()}", file=sys.stderr)
         return 1
-    sys.stdout.write(json.dumps(run_corpus(parsers), ensure_ascii=False))
+    outputs = run_corpus(parsers)
+    failure = adapter_failure(outputs)
+    if failure:
+        print(f"error: sglang {parsers.version} ({tree}): {failure}\nTo fix: teach "
+              f"pytest_lfm/reference/upstream.py this release's parser API", file=sys.stderr)
+        return 1
+    sys.stdout.write(json.dumps(outputs, ensure_ascii=False))
     return 0
 
 

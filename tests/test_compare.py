@@ -54,10 +54,10 @@ class EmulatedParsers:
 
 
 class Broken(EmulatedParsers):
-    """A release whose /separate_reasoning raises."""
+    """A release whose /separate_reasoning raises (the same error for every parser name)."""
 
     def separate_reasoning(self, text: str, parser: str) -> dict[str, Any]:
-        raise KeyError(parser)
+        raise KeyError("model_type")
 
 
 # ------------------------------------------------------------------------------------------ corpus
@@ -115,7 +115,7 @@ def test_outputs_of_a_fake_release() -> None:
     assert out["reasoning/complete-block [separate_reasoning qwen3]"] == {"reasoning_text": "abc", "text": "answer"}
     assert out["reasoning/closed-block [chat stream qwen3]"]["content"] == "answer"
     broken = cmp.run_corpus(Broken("0.5.23"))
-    assert broken["reasoning/complete-block [separate_reasoning qwen3]"] == {"error": "KeyError: 'qwen3'"}
+    assert broken["reasoning/complete-block [separate_reasoning qwen3]"] == {"error": "KeyError: 'model_type'"}
 
 
 # ------------------------------------------------------------------------------------------ comparison
@@ -224,3 +224,9 @@ def test_real_releases_0_5_17_and_0_5_18(capsys: pytest.CaptureFixture[str], mon
     assert data["old_outputs"][key]["reasoning_deltas"] == ["<think>abc"]
     assert data["new_outputs"][key]["reasoning_deltas"] == ["abc"]
     assert ["sglang/srt/parser/reasoning_parser.py", "changed"] in data["changed_sources"]
+
+
+def test_a_path_where_every_probe_raises_the_same_error_is_an_adapter_failure() -> None:
+    assert cmp.adapter_failure(cmp.run_corpus(EmulatedParsers("0.5.23"))) is None
+    failure = cmp.adapter_failure(cmp.run_corpus(Broken("0.5.23")))
+    assert failure is not None and failure.startswith("every separate probe raised KeyError")
