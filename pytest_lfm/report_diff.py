@@ -112,11 +112,13 @@ class RunInfo:
     selection: str = ""
     not_run: int = 0
     server_down: list[str] = field(default_factory=list)
+    incomplete_cells: int = 0
 
     @property
     def partial(self) -> bool:
         """The run did not execute everything it would have without a filter or an interruption."""
-        return self.interrupted or self.filtered or self.not_run > 0 or bool(self.server_down)
+        return (self.interrupted or self.filtered or self.not_run > 0 or bool(self.server_down)
+                or self.incomplete_cells > 0)
 
     def describe(self) -> str:
         """Why the run is partial, in words."""
@@ -129,6 +131,8 @@ class RunInfo:
             parts.append(f"server down for {', '.join(self.server_down)}")
         if self.not_run:
             parts.append(f"{self.not_run} check(s) not run")
+        if self.incomplete_cells and not (self.interrupted or self.filtered):
+            parts.append(f"{self.incomplete_cells} cell(s) did not run the whole suite (e.g. -x stopped the run)")
         return "; ".join(parts)
 
 
@@ -172,7 +176,8 @@ class ReportDiff:
 
 
 def run_info(report: Mapping[str, Any]) -> RunInfo:
-    """The report's ``run`` block (see the report contract), tolerating reports written before it existed."""
+    """The report's ``run`` block and its cells' ``complete`` flags (see the report contract), tolerating
+    reports written before they existed."""
     run = report.get("run") or {}
     sel = run.get("selection") or {}
     bits = []
@@ -187,9 +192,10 @@ def run_info(report: Mapping[str, Any]) -> RunInfo:
     if sel.get("deselected"):
         bits.append(f"{sel['deselected']} deselected")
     not_run = sum(1 for _, _, r in _checks(report) if r.get("outcome") == "not_run")
+    incomplete = sum(1 for c in report.get("cells", []) if c.get("complete") is False)
     return RunInfo(interrupted=bool(run.get("interrupted")), filtered=bool(run.get("filtered")),
                    selection=", ".join(bits), not_run=not_run,
-                   server_down=[str(s) for s in run.get("server_down") or []])
+                   server_down=[str(s) for s in run.get("server_down") or []], incomplete_cells=incomplete)
 
 
 def _checks(report: Mapping[str, Any]) -> Iterable[tuple[str, str, Mapping[str, Any]]]:

@@ -283,3 +283,10 @@ def test_long_informational_sections_are_shortened_unless_full(tmp_path: Path,
     assert "… and 39 more (--full or --json lists them all)" in out and len(out.splitlines()) < 40
     code, out = run_cli(tmp_path, full, cut, capsys, "--full")
     assert out.count("→ absent") == 59
+
+
+def test_cells_marked_incomplete_make_a_partial_run() -> None:
+    new = report({"test_a": ("passed", "")})
+    new["cells"][0]["complete"] = False
+    info = run_info(new)
+    assert info.partial and info.describe() == "1 cell(s) did not run the whole suite (e.g. -x stopped the run)"
