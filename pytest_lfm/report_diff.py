@@ -10,9 +10,10 @@ section (see :data:`SECTIONS`):
   or filtered (``-k``, ``-m``, paths, ``--lf``) leaves checks out; they count as a regression unless
   ``--allow-partial`` says a partial run is what you meant to compare.
 * **Fixes**: failing before, passing now (an unexpected pass of a known failure included).
-* **Changed expectations**: a known failure's gate moved: xfailed before and failed/passed now, or
-  failed before and xfailed now, or an unexpected pass appeared or went away.
-* **Newly not run**: ran before, skipped or not run now.
+* **Changed expectations**: a known failure or a version gate moved: xfailed before and failed/passed
+  now, or failed before and xfailed now, or an unexpected pass appeared or went away; or a check a
+  version gate skipped now passes, or a check that ran is now skipped by a version gate.
+* **Newly not run**: ran before, skipped (other than by a version gate) or not run now.
 * **Failing with a different message**, **newly run**, **new checks**, **changed statistic**: information.
 
 Messages are compared after :func:`normalise_message` masks what differs between two runs of the
@@ -47,7 +48,7 @@ SECTIONS: tuple[tuple[str, str, bool], ...] = (
     ("absent", "Absent from the newer report (in OLD, not in NEW)", True),
     ("fixes", "Fixes (failing before, passing now)", False),
     ("expectations", "Changed expectations (a known failure or its version gate moved)", False),
-    ("newly_not_run", "Newly not run (ran before; skipped or not run now)", False),
+    ("newly_not_run", "Newly not run (ran before; skipped, not by a version gate, or not run now)", False),
     ("failing_differently", "Still failing, with a different message", False),
     ("newly_run", "Newly run (skipped or not run before; not failing now)", False),
     ("added", "New checks (not in OLD; not failing)", False),
@@ -63,7 +64,9 @@ _MASKS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\b(?:chatcmpl|cmpl|call|req|resp|run|tool|id)[-_][0-9A-Za-z]{6,}\b"), "<id>"),
     (re.compile(r"\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{12,}\b"), "<id>"),
     # version strings: 0.5.23, v0.5.12.post1, 1.2.3rc1, 0.5.24.dev3+g1234abc
-    (re.compile(r"\bv?\d+\.\d+\.\d+(?:[.-]?(?:post|dev|rc|a|b)\d*)*(?:\+[0-9A-Za-z.]+)?\b"), "<version>"),
+    # (a version after a comparison operator is a gate's bound, part of the expectation: kept)
+    (re.compile(r"(?<![<>=~!\d.])\bv?\d+\.\d+\.\d+(?:[.-]?(?:post|dev|rc|a|b)\d*)*(?:\+[0-9A-Za-z.]+)?\b"),
+     "<version>"),
     # host:port and "port N"
     (re.compile(r"(?<=[\w\]]):\d{2,5}\b"), ":<port>"),
     (re.compile(r"\bport[ =]\d{2,5}\b", re.I), "port <port>"),
@@ -216,6 +219,14 @@ def _stat(r: Mapping[str, Any]) -> Any:
     return (r.get("properties") or {}).get("lfm_statistic")
 
 
+#: Skip messages of version gates (case ``sglang`` gates, ``lfm_sglang`` markers, release facts).
+VERSION_GATE = re.compile(r"applies to SGLang|needs SGLang|SGLang release(?:s)? (?:with|without)|release fact", re.I)
+
+
+def _gated(outcome: str | None, message: str) -> bool:
+    return outcome == "skipped" and bool(VERSION_GATE.search(message or ""))
+
+
 def _section(was: str | None, now: str | None) -> str | None:
     """The section a pair of outcomes belongs in (``None``: same result or nothing worth listing)."""
     if now is None:
@@ -272,6 +283,10 @@ def diff_reports(old: Mapping[str, Any], new: Mapping[str, Any], allow_partial: 
         msg = normalise_message((after or {}).get("message", ""))
         old_msg = normalise_message((before or {}).get("message", ""))
         detail = _NOTES.get((str(was), str(now)), "")
+        if section == "newly_run" and _gated(was, old_msg):
+            section, msg, detail = "expectations", f"was {old_msg}", "a version gate now includes this release"
+        elif section == "newly_not_run" and _gated(now, msg):
+            section, detail = "expectations", "a version gate now excludes this release"
         if section == "failing_differently":
             if msg == old_msg:
                 section = "statistics" if _stat(before or {}) != _stat(after or {}) else None
@@ -336,6 +351,10 @@ def render_diff(diff: ReportDiff, old: Mapping[str, Any], new: Mapping[str, Any]
     The sections of :data:`SHORTENED` stop after :data:`LIST_LIMIT` checks unless ``full``."""
     labels = _cell_labels(diff.cells)
     n_cells = len([c for c in diff.cells if c != "(no cell)"])
+    runs_it: dict[str, set[str]] = {}  # check id → the cells that have it in either report
+    for doc in (old, new):
+        for cell, check, _ in _checks(doc):
+            runs_it.setdefault(check, set()).add(cell)
     lines = [f"pytest-lfm diff: {old_name} (SGLang {_versions(old)}, {old.get('generated_at', '?')}) → "
              f"{new_name} (SGLang {_versions(new)}, {new.get('generated_at', '?')})"]
     for name, run in (("OLD", diff.old_run), ("NEW", diff.new_run)):
@@ -353,8 +372,8 @@ def render_diff(diff: ReportDiff, old: Mapping[str, Any], new: Mapping[str, Any]
         lines += ["", f"{title}: {len(items)}" + (f" ({len(groups)} distinct)" if len(groups) != len(items) else "")]
         shown = groups if full or attr not in SHORTENED else groups[:LIST_LIMIT]
         for c, cells, varies in shown:
-            if len(cells) == n_cells and n_cells > 1:
-                where = f"all {n_cells} cells"
+            if len(cells) > 1 and set(cells) == runs_it.get(c.check):
+                where = f"every cell that has it: {len(cells)}" if len(cells) < n_cells else f"all {n_cells} cells"
             else:
                 where = ", ".join(labels.get(x, x) for x in cells)
             lines.append(f"  - {c.check}: {c.old} → {c.new}  [{where}]")

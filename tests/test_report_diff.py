@@ -125,7 +125,7 @@ def test_each_section_and_collapsed_cells(tmp_path: Path, capsys: pytest.Capture
         "test_known_fixed": ("xfailed", "known bug"),
         "test_skip_now": ("passed", ""),
         "test_cause": ("failed", "AssertionError: calls\n  Expected: 1\n  Actual: 2"),
-        "test_newly_run": ("skipped", "case applies to SGLang >=0.5.23; server reports {version}"),
+        "test_newly_run": ("skipped", "/flush_cache answered 400 for 20 s"),
         "test_gone": ("passed", ""),
         "test_known_now": ("passed", ""),
     }, version="0.5.18")
@@ -290,3 +290,20 @@ def test_cells_marked_incomplete_make_a_partial_run() -> None:
     new["cells"][0]["complete"] = False
     info = run_info(new)
     assert info.partial and info.describe() == "1 cell(s) did not run the whole suite (e.g. -x stopped the run)"
+
+
+def test_version_gate_moves_are_changed_expectations_and_keep_their_bounds() -> None:
+    old = report({"test_new_behaviour": ("skipped", "case x applies to SGLang >=0.5.23; server reports {version}"),
+                  "test_old_behaviour": ("passed", ""),
+                  "test_weights": ("passed", "")}, version="0.5.22")
+    new = report({"test_new_behaviour": ("passed", ""),
+                  "test_old_behaviour": ("skipped", "case y applies to SGLang <0.5.23; server reports {version}"),
+                  "test_weights": ("skipped", "needs real weights; 350M is a random-weight checkpoint")},
+                 version="0.5.23")
+    d = diff_reports(old, new)
+    assert sorted(c.check for c in d.expectations) == ["test_f.py::test_new_behaviour"] * 7 + [
+        "test_f.py::test_old_behaviour"] * 7
+    assert {c.check for c in d.newly_not_run} == {"test_f.py::test_weights"}  # coverage lost, not a gate
+    out = render_diff(d, old, new)
+    assert "applies to SGLang >=0.5.23; server reports <version>" in out  # the bound is kept, the server's masked
+    assert "(a version gate now includes this release)" in out and "(a version gate now excludes this release)" in out
