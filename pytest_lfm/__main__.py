@@ -38,8 +38,9 @@ cells is one line naming them. Sections:
                           failure now applies where the check passed before
   Absent from NEW         in OLD, not in NEW (an interrupted or filtered run leaves checks out)
   Fixes                   failing before, passing now (or a strict unexpected pass of a known failure)
-  Changed expectations    a known failure or its version gate moved (xfailed <-> failed/passed)
-  Newly not run           ran before, skipped or not run now
+  Changed expectations    a known failure or a version gate moved (xfailed <-> failed/passed, or a
+                          check a version gate skips now runs, or the reverse)
+  Newly not run           ran before; skipped (not by a version gate) or not run now
   then: still failing with a different message, newly run, new checks, changed statistic.
 
 A report whose run was interrupted or filtered (-k, -m, paths, --lf; read from its "run" block) is
