@@ -212,7 +212,10 @@ def _checks(report: Mapping[str, Any]) -> Iterable[tuple[str, str, Mapping[str, 
 
 
 def _check_id(r: Mapping[str, Any]) -> str:
-    return str(r.get("check") or check_name(r["nodeid"], str(r.get("target", ""))))
+    """``FILE.py::test[params]`` without directories, so a module moved into a folder keeps its id."""
+    check = str(r.get("check") or check_name(r["nodeid"], str(r.get("target", ""))))
+    path, sep, rest = check.partition("::")
+    return path.rsplit("/", 1)[-1] + sep + rest
 
 
 def _stat(r: Mapping[str, Any]) -> Any:

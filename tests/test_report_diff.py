@@ -307,3 +307,13 @@ def test_version_gate_moves_are_changed_expectations_and_keep_their_bounds() -> 
     out = render_diff(d, old, new)
     assert "applies to SGLang >=0.5.23; server reports <version>" in out  # the bound is kept, the server's masked
     assert "(a version gate now includes this release)" in out and "(a version gate now excludes this release)" in out
+
+
+def test_a_module_moved_into_a_folder_keeps_its_check_ids() -> None:
+    old = report({"test_a": ("passed", "")})
+    new = json.loads(json.dumps(old))
+    for cell in new["cells"]:
+        for r in cell["checks"]:
+            r["nodeid"] = r["nodeid"].replace("conformance/", "conformance/tools/")
+            r["check"] = "tools/" + r["check"]
+    assert diff_reports(old, new).identical
