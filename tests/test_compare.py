@@ -210,20 +210,23 @@ def test_tree_whose_parsers_do_not_load_exits_2(monkeypatch: pytest.MonkeyPatch,
 # ------------------------------------------------------------------------------------------ real releases
 
 
-def test_real_releases_0_5_17_and_0_5_18(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    """0.5.18 fixed the streaming detector's ``<think>`` leak with ``stream_reasoning=false``."""
-    trees = [cmp.release_dir(v, REAL_ROOT) for v in ("0.5.17", "0.5.18")]
+def test_real_releases_0_5_17_and_0_5_23(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The two releases CI installs (scripts/ci_upstream_parsers.sh): 0.5.18 fixed the streaming detector's
+    ``<think>`` leak with ``stream_reasoning=false``, and 0.5.19 shipped the robust lfm2 detector."""
+    trees = [cmp.release_dir(v, REAL_ROOT) for v in ("0.5.17", "0.5.23")]
     if None in trees:
-        pytest.skip(f"needs SGLang 0.5.17 and 0.5.18 installed under {REAL_ROOT} "
+        pytest.skip(f"needs SGLang 0.5.17 and 0.5.23 installed under {REAL_ROOT} "
                     f"(scripts/install_sglang_parsers.sh VERSION DIR, or set {cmp.ROOT_ENV})")
     monkeypatch.setenv(cmp.ROOT_ENV, str(REAL_ROOT))
-    assert main(["releases", "compare", "--json", "0.5.17", "0.5.18"]) == 0
+    assert main(["releases", "compare", "--json", "0.5.17", "0.5.23"]) == 0
     data = json.loads(capsys.readouterr().out)
     key = "reasoning/stream-reasoning-false-one-delta [chat stream qwen3]"
     assert key in data["changed"]
     assert data["old_outputs"][key]["reasoning_deltas"] == ["<think>abc"]
     assert data["new_outputs"][key]["reasoning_deltas"] == ["abc"]
     assert ["sglang/srt/parser/reasoning_parser.py", "changed"] in data["changed_sources"]
+    assert ["sglang/srt/function_call/lfm2_detector.py", "changed"] in data["changed_sources"]
+    assert "tool_calls/positional_argument_rejected [parse_function_call]" in data["changed"]
 
 
 def test_a_path_where_every_probe_raises_the_same_error_is_an_adapter_failure() -> None:
