@@ -360,12 +360,16 @@ def worker_main(tree: str) -> int:
     """``python -m pytest_lfm.compare --worker DIR``: the corpus outputs of one tree as JSON on stdout."""
     from pytest_lfm.reference.upstream import UpstreamParsers, UpstreamParsersError
 
+    out = sys.stdout
+    sys.stdout = sys.stderr  # whatever the release's code prints must not corrupt the JSON on stdout
     try:
         parsers = UpstreamParsers(tree)
+        outputs = run_corpus(parsers)
     except UpstreamParsersError as exc:
         print(f"error: {exc.render()}", file=sys.stderr)
         return 1
-    outputs = run_corpus(parsers)
+    finally:
+        sys.stdout = out
     failure = adapter_failure(outputs)
     if failure:
         print(f"error: sglang {parsers.version} ({tree}): {failure}\nTo fix: teach "
