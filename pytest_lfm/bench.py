@@ -627,7 +627,8 @@ def plot_latency(result: BenchResult, path: Path | str) -> Path | None:
               ("End-to-end latency", result.e2e_ms())]
     w = result.workload
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), layout="constrained")
-    who = f"{result.variant} ({result.model})" if result.variant else result.model
+    model = result.model.rstrip("/").rsplit("/", 1)[-1] if result.model.startswith("/") else result.model
+    who = f"{result.variant} ({model})" if result.variant else model
     fig.suptitle(f"{who} at {result.base_url}\n"
                  f"in {w.input_len} / out {w.output_len} tokens, concurrency {w.concurrency}, "
                  f"{len(result.ok)} requests ({len(result.failed)} failed), "

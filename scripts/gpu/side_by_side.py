@@ -5,7 +5,7 @@
 
 Per concurrency: one discarded pass of each (A, B), then ``--repeats`` rounds of A then B (A B A B ...), all
 with the same workload (``--input-len`` / ``--output-len`` tokens, ``--num-prompts`` timed requests after
-``--warmup`` warm-ups, seed 42, range ratio 1). Prints, per metric, both tools' means over the repeats, the
+``--warmup`` warm-ups, seed 42, range ratio 1) and SGLang's prefix cache flushed before each run. Prints, per metric, both tools' means over the repeats, the
 ratio A/B and each tool's spread ((max - min) / mean over the repeats), and writes OUTDIR/side_by_side.json,
 OUTDIR/side_by_side.md and every run's own output (A: bench-cN.json; B: its JSONL line with details).
 Needs SGLang (with bench_serving's packages) and pytest_lfm importable by the same python.
@@ -19,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,17 @@ def _get(summary: dict[str, Any], path: str) -> float:
     return float(value)
 
 
+def flush_cache(server: str) -> None:
+    """Empty SGLang's prefix cache, so that no run is served the prompts an earlier run left cached (both
+    tools send the same prompts for the same seed)."""
+    try:
+        urllib.request.urlopen(urllib.request.Request(server + "/flush_cache", method="POST"), timeout=30)
+    except OSError as exc:
+        print(f"warning: /flush_cache failed ({exc}); runs may see cached prefixes", flush=True)
+
+
 def run_a(args: argparse.Namespace, c: int, n: int, out: Path) -> dict[str, float]:
+    flush_cache(args.server)
     cmd = [sys.executable, "-m", "pytest_lfm", "bench", "--server", args.server, "--concurrency", str(c),
            "--num-prompts", str(n), "--warmup", str(args.warmup), "--input-len", str(args.input_len),
            "--output-len", str(args.output_len), "--seed", "42", "--no-progress", "--out", str(out)]
@@ -61,6 +72,7 @@ def run_a(args: argparse.Namespace, c: int, n: int, out: Path) -> dict[str, floa
 
 
 def run_b(args: argparse.Namespace, c: int, n: int, out: Path) -> dict[str, float]:
+    flush_cache(args.server)
     out.mkdir(parents=True, exist_ok=True)
     jsonl = out / "bench_serving.jsonl"
     cmd = [sys.executable, "-m", "sglang.bench_serving", "--backend", "sglang-oai-chat", "--base-url", args.server,
