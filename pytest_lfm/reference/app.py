@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -106,6 +107,18 @@ def create_app(state: ServerState) -> FastAPI:
     @app.get("/get_model_info")
     async def model_info() -> Response:
         return JSONResponse(serving.model_info(state))
+
+    @app.get("/get_weight_version")
+    @app.get("/weight_version")
+    async def weight_version() -> Response:
+        return error_response("Endpoint '/get_weight_version' or '/weight_version' is deprecated. Please use "
+                              "'/model_info' instead.", "404", 404)
+
+    @app.get("/get_load")
+    async def get_load() -> Response:
+        busy = state.slots.in_flight
+        return JSONResponse([{"dp_rank": 0, "num_reqs": busy, "num_waiting_reqs": 0, "num_tokens": 0,
+                              "num_pending_tokens": 0, "ts_tic": time.time()}])
 
     @app.api_route("/flush_cache", methods=["GET", "POST"])
     async def flush_cache() -> Response:

@@ -175,6 +175,8 @@ def prepare_chat(body: Mapping[str, Any], st: ServerState) -> tuple[list[int], l
             f"The input ({len(ids)} tokens) is longer than the model's context length ({st.context} tokens)."
         )
     rf = body.get("response_format") or {}
+    if isinstance(rf, Mapping) and rf.get("type") == "json_schema" and not rf.get("json_schema"):
+        raise ClientError("schema_ is required for json_schema response format request.", type_="BadRequestError")
     parallel = st.hooks(H.PARALLEL_TOOL_CALLS, body.get("parallel_tool_calls", True) is not False)
     plan = to_tokens(plan_chat(ChatPlanInput(
         messages=messages, tools=tools, tool_choice=effective_choice, parallel_tool_calls=parallel,

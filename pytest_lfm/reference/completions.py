@@ -47,8 +47,9 @@ def prompts_of(body: Mapping[str, Any]) -> list[list[int] | str]:
     return items
 
 
-def completion_response(body: Mapping[str, Any], st: ServerState) -> dict[str, Any]:
-    """A non-streaming ``/v1/completions`` response."""
+def completion_response(body: Mapping[str, Any], st: ServerState,
+                        generations: list[Generation] | None = None) -> dict[str, Any]:
+    """A non-streaming ``/v1/completions`` response (``generations`` collects each choice's generation)."""
     prompts = prompts_of(body)
     mt = opt_int(body.get("max_tokens", 16), "max_tokens")
     if mt is not None and mt <= 0 and validating(st):
@@ -80,6 +81,8 @@ def completion_response(body: Mapping[str, Any], st: ServerState) -> dict[str, A
             p.top_logprobs = max(0, lp or 0)
             gen = run_generation(ids, plan, p, st)
             completion_total += len(gen.ids)
+            if generations is not None:
+                generations.append(gen)
             out_text = gen.text
             echo = st.hooks(H.ECHO, bool(body.get("echo")))
             if echo:

@@ -11,6 +11,8 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
+from packaging.version import Version
+
 from pytest_lfm import lfm2
 from pytest_lfm.reference import hooks as H
 from pytest_lfm.reference import tokenizer as tok
@@ -38,6 +40,19 @@ Event = dict[str, Any] | str
 def params_skip(body: Mapping[str, Any], ctx: ChatContext) -> bool:
     """skip_special_tokens as SGLang decides it (forced False while tool parsing is active)."""
     return False if ctx.parsing else bool(body.get("skip_special_tokens", True))
+
+
+def recorded_0517_shapes(st: ServerState) -> bool:
+    """Stream shapes recorded from SGLang 0.5.17 that the 0.5.23 source study does not show (the role and
+    finish chunks' ``reasoning_content: null``; ``usage: null`` in every completions chunk). Gated below
+    0.5.23: the release between that changed them is not known."""
+    v = lfm2.parse_version(st.version)
+    return v is not None and v < Version("0.5.23")
+
+
+def null_reasoning(st: ServerState) -> dict[str, Any]:
+    """``{"reasoning_content": None}`` where the emulated release sends it in role and finish deltas."""
+    return {"reasoning_content": None} if recorded_0517_shapes(st) else {}
 
 
 def text_chunks(gen: Generation, skip_special_tokens: bool, interval: int) -> list[tuple[str, int, int]]:
@@ -91,11 +106,11 @@ def _chat_events(gens: Sequence[Generation], ids: list[int], body: Mapping[str, 
     for i, gen in enumerate(gens):
         chunk = chunker(i)
         if st.hooks(H.STREAM_ROLE_CHUNK, True):
-            heads.append(chunk({"role": "assistant", "content": ""}))
+            heads.append(chunk({"role": "assistant", "content": "", **null_reasoning(st)}))
         body_chunks, any_calls, leftover = _choice_body(gen, body, ctx, st, chunk)
         bodies.append(st.hooks(H.STREAM_BODY, body_chunks))
         finish, matched = finish_with_calls(gen.finish_reason, gen.matched_stop, any_calls, st)
-        tails.append(chunk({}, finish, matched, leftover))
+        tails.append(chunk(dict(null_reasoning(st)), finish, matched, leftover))
     yield from heads
     for k in range(max((len(b) for b in bodies), default=0)):
         for b in bodies:
@@ -146,13 +161,19 @@ def _choice_body(gen: Generation, body: Mapping[str, Any], ctx: ChatContext, st:
     calls_sent = 0
     logprobs_from, decoded_to = 0, 0
 
-    def emit(delta: dict[str, Any]) -> None:
+    def emit(delta: dict[str, Any], parser_chunk: bool = False) -> None:
         nonlocal logprobs_from
         lp = None
         if want_logprobs and decoded_to > logprobs_from:
             lp = chat_logprobs(gen, logprobs_from, decoded_to)
             logprobs_from = decoded_to
-        out.append(chunk(delta, logprobs=lp))
+        ev = chunk(delta, logprobs=lp)
+        if parser_chunk and recorded_0517_shapes(st):
+            # 0.5.17 dumps the tool parser's chunks whole: every delta field and a top-level usage, as null
+            ev["choices"][0]["delta"] = {"role": None, "content": None, "reasoning_content": None, "tool_calls": None,
+                                         **delta}
+            ev["usage"] = None
+        out.append(ev)
 
     def send_calls(calls: list[dict[str, Any]]) -> None:
         nonlocal calls_sent
@@ -160,11 +181,11 @@ def _choice_body(gen: Generation, body: Mapping[str, Any], ctx: ChatContext, st:
             calls = calls[: max(0, 1 - calls_sent)]
         if calls:
             calls_sent += len(calls)
-            emit({"tool_calls": calls})
+            emit({"tool_calls": calls}, parser_chunk=tparser is not None)
 
     def content_events(text: str, calls: Sequence[lfm2.ParsedCall]) -> None:
         if text:
-            emit({"content": text})
+            emit({"content": text}, parser_chunk=True)
         if calls:
             send_calls(format_calls(st.hooks(H.TOOL_CALLS, list(calls)), st, stream=True))
 
@@ -213,22 +234,46 @@ def _choice_body(gen: Generation, body: Mapping[str, Any], ctx: ChatContext, st:
 
 
 def completion_stream(body: Mapping[str, Any], st: ServerState) -> Iterator[Event]:
-    """Chunks of a streaming completion."""
-    resp = completion_response({**body, "stream": False}, st)
-    return iter(list(_completion_events(resp, body, st)))
+    """Chunks of a streaming completion: ``--stream-interval`` tokens per chunk, with the chunk's logprobs
+    when requested (an echoed prompt comes first, as its own chunk)."""
+    gens: list[Generation] = []
+    resp = completion_response({**body, "stream": False}, st, generations=gens)
+    return iter(list(_completion_events(resp, gens, body, st)))
 
 
-def _completion_events(resp: dict[str, Any], body: Mapping[str, Any], st: ServerState) -> Iterator[Event]:
-    head = {"id": resp["id"], "object": "text_completion", "created": resp["created"], "model": resp["model"]}
-    for choice in resp["choices"]:
+def _completion_events(resp: dict[str, Any], gens: Sequence[Generation], body: Mapping[str, Any],
+                       st: ServerState) -> Iterator[Event]:
+    head: dict[str, Any] = {"id": resp["id"], "object": "text_completion", "created": resp["created"],
+                            "model": resp["model"]}
+    tail = {"usage": None} if recorded_0517_shapes(st) else {}
+
+    def event(index: int, text: str, logprobs: Any, finish: Any = None, matched: Any = None) -> dict[str, Any]:
+        return {**head, "choices": [{"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish,
+                                     "matched_stop": matched}], **tail}
+
+    for choice, gen in zip(resp["choices"], gens, strict=True):
+        lp = choice["logprobs"]
+        n_echo = len(lp["tokens"]) - gen.text_token_count if lp else 0
         text = choice["text"]
-        for k in range(0, len(text), 4):
-            yield {**head, "choices": [{"index": choice["index"], "text": text[k:k + 4], "logprobs": None,
-                                        "finish_reason": None, "matched_stop": None}]}
-        yield {**head, "choices": [{"index": choice["index"], "text": "", "logprobs": None,
-                                    "finish_reason": choice["finish_reason"], "matched_stop": choice["matched_stop"]}]}
+        echo_text = text[: len(text) - len(gen.text)]
+        if echo_text:
+            yield event(choice["index"], echo_text, _lp_slice(lp, 0, n_echo))
+        for piece, start, end in text_chunks(gen, True, st.stream_interval):
+            end = min(end, gen.text_token_count)
+            yield event(choice["index"], piece, _lp_slice(lp, n_echo + min(start, end), n_echo + end))
+        yield event(choice["index"], "", None, choice["finish_reason"], choice["matched_stop"])
     so = body.get("stream_options") or {}
     if isinstance(so, Mapping) and so.get("include_usage"):
-        yield {**head, "choices": [], "usage": resp["usage"]}
+        use = dict(resp["usage"])
+        if recorded_0517_shapes(st):
+            use.pop("prompt_tokens_details", None)
+        yield {**head, "choices": [], "usage": use}
     if st.hooks(H.STREAM_DONE, True):
         yield "[DONE]"
+
+
+def _lp_slice(lp: dict[str, Any] | None, start: int, end: int) -> dict[str, Any] | None:
+    """Entries ``start:end`` of a completions logprobs object (None when not requested)."""
+    if lp is None:
+        return None
+    return {k: v[start:end] for k, v in lp.items()}
