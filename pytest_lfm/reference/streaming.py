@@ -258,7 +258,7 @@ def _completion_events(resp: dict[str, Any], gens: Sequence[Generation], body: M
         echo_text = text[: len(text) - len(gen.text)]
         if echo_text:
             yield event(choice["index"], echo_text, _lp_slice(lp, 0, n_echo))
-        for piece, start, end in text_chunks(gen, True, st.stream_interval):
+        for piece, start, end in text_chunks(gen, bool(body.get("skip_special_tokens", True)), st.stream_interval):
             end = min(end, gen.text_token_count)
             yield event(choice["index"], piece, _lp_slice(lp, n_echo + min(start, end), n_echo + end))
         yield event(choice["index"], "", None, choice["finish_reason"], choice["matched_stop"])
