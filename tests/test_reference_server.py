@@ -193,7 +193,8 @@ def _hold_a_stream(server: ReferenceServer, started: threading.Event, done: thre
 def test_requests_are_served_concurrently() -> None:
     """A request sent while a slow stream is being written is answered before that stream ends."""
     with ReferenceServer("1.2B-Instruct", tpot_delay_ms=100) as server:
-        started, done, out = threading.Event(), threading.Event(), {}
+        started, done = threading.Event(), threading.Event()
+        out: dict[str, Any] = {}
         t = threading.Thread(target=_hold_a_stream, args=(server, started, done, out))
         t.start()
         assert started.wait(30)
@@ -213,7 +214,8 @@ def test_conv_state_leak_gives_wrong_answers_only_under_concurrency() -> None:
     with ReferenceServer("1.2B-Instruct", faults=["conv_state_leak"], tpot_delay_ms=100) as bad:
         with make_http_client(bad.base_url, None, 30.0) as http:
             assert chat(http, **body)["choices"][0]["message"]["content"] == expected  # alone: correct
-        started, done, out = threading.Event(), threading.Event(), {}
+        started, done = threading.Event(), threading.Event()
+        out: dict[str, Any] = {}
         t = threading.Thread(target=_hold_a_stream, args=(bad, started, done, out))
         t.start()
         assert started.wait(30)

@@ -44,9 +44,6 @@ class ChatContext:
         """``required`` / named tool_choice: the constrained output is a JSON array of calls."""
         return self.parsing and (self.choice == "required" or isinstance(self.choice, Mapping))
 
-    def __getitem__(self, key: str) -> Any:  # the old dict interface
-        return getattr(self, key)
-
 
 @dataclass
 class ChatOutcome:
