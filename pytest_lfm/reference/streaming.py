@@ -159,6 +159,7 @@ def _choice_body(gen: Generation, body: Mapping[str, Any], ctx: ChatContext, st:
         tparser = st.parsers.streaming_tools(ctx.tools, st.dialect)
     content_buffer = ""
     calls_sent = 0
+    legacy_shapes = recorded_0517_shapes(st)
     logprobs_from, decoded_to = 0, 0
 
     def emit(delta: dict[str, Any], parser_chunk: bool = False) -> None:
@@ -168,7 +169,7 @@ def _choice_body(gen: Generation, body: Mapping[str, Any], ctx: ChatContext, st:
             lp = chat_logprobs(gen, logprobs_from, decoded_to)
             logprobs_from = decoded_to
         ev = chunk(delta, logprobs=lp)
-        if parser_chunk and recorded_0517_shapes(st):
+        if parser_chunk and legacy_shapes:
             # 0.5.17 dumps the tool parser's chunks whole: every delta field and a top-level usage, as null
             ev["choices"][0]["delta"] = {"role": None, "content": None, "reasoning_content": None, "tool_calls": None,
                                          **delta}
