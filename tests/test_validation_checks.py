@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from pytest_lfm.paths import suite_dir
+from pytest_lfm.paths import suite_module
 from pytest_lfm.server.reference import ReferenceProcess
 
 MODULE = "test_validation.py"
@@ -56,7 +56,7 @@ def old_reference(request: pytest.FixtureRequest) -> Iterator[ReferenceProcess]:
 def _attached_run(pytester: pytest.Pytester, url: str) -> dict[str, str]:
     report = pytester.path / "lfm-report"
     result = pytester.runpytest_subprocess(
-        str(suite_dir() / MODULE), f"--lfm-server={url}", "--lfm-variant=1.2B-Instruct", f"--lfm-report={report}",
+        str(suite_module(MODULE)), f"--lfm-server={url}", "--lfm-variant=1.2B-Instruct", f"--lfm-report={report}",
         "-p", "no:cacheprovider", "-q", "-k", "test_validation_case", timeout=300)
     data = json.loads((report / "report.json").read_text())
     checks = [c for cell in data["cells"] for c in cell["checks"]] + data["other_checks"]

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from pytest_lfm.paths import suite_dir
+from pytest_lfm.paths import suite_module
 from pytest_lfm.reference.server import ReferenceServer
 
 MODULE = "test_vision.py"
@@ -127,7 +127,7 @@ def attached(pytester: pytest.Pytester) -> Iterator[Any]:
         server.start()
         servers.append(server)
         report = pytester.path / f"lfm-report-{len(servers)}"
-        args = [str(suite_dir() / MODULE), f"--lfm-server={variant}={server.base_url}", f"--lfm-report={report}",
+        args = [str(suite_module(MODULE)), f"--lfm-server={variant}={server.base_url}", f"--lfm-report={report}",
                 "-p", "no:cacheprovider", "-q"]
         if hardware:
             args.append(f"--lfm-hardware={hardware}")
