@@ -30,7 +30,7 @@ def test_every_fault_mode_turns_a_named_check_red() -> None:
 
 def test_every_family_case_file_validates() -> None:
     families = [d.name for d in family_folders(suite_dir()) if (d / "cases").is_dir()]
-    assert {"tool_calls", "reasoning", "validation", "vision"} <= set(families)
+    assert {"tool_calls", "reasoning", "validation", "vision", "sampling", "engine"} <= set(families)
     for family in families:
         assert load_cases(family), family
 
