@@ -1,7 +1,7 @@
 """Reports: report.json (schema, environment, cells, checks), matrix.md, matrix.html, merge, known failures
 as data, JUnit XML properties, and pytest-xdist.
 
-The end-to-end tests run ``conformance/test_protocol.py`` against the reference server in a subprocess,
+The end-to-end tests run ``conformance/protocol/test_protocol.py`` against the reference server in a subprocess,
 with the ``usage_wrong`` fault (the usage arithmetic checks fail) or without faults.
 """
 
@@ -48,7 +48,7 @@ USAGE_CHECKS = ("test_chat_completion_shape", "test_stream_order")
 
 def run_protocol(out: Path, *, faults: Iterable[str] = (), extra: Iterable[str] = (),
                  env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run conformance/test_protocol.py against reference servers for VARIANTS, report into ``out``."""
+    """Run conformance/protocol/test_protocol.py against reference servers for VARIANTS, report into ``out``."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("LFM_") and k != "PYTEST_ADDOPTS"}
     args = [sys.executable, "-m", "pytest", str(suite_module("test_protocol.py")), "--lfm-server=reference",
             f"--lfm-report={out}", "-p", "no:cacheprovider", "-q"]
