@@ -22,11 +22,6 @@ def suite_dir() -> Path:
     return _find("conformance")
 
 
-def family_dirs() -> list[Path]:
-    """The check families: every folder of the suite that holds a test module (``conformance/<family>/``)."""
-    return sorted(d for d in suite_dir().iterdir() if d.is_dir() and any(d.glob("test_*.py")))
-
-
 def suite_module(name: str) -> Path:
     """A conformance module by its file name (``test_vision.py``) or its path under the suite
     (``vision/test_vision.py``); check ids name modules by file name, so file names are unique."""
