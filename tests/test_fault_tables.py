@@ -111,3 +111,11 @@ def test_where_things_live_names_files_that_exist() -> None:
     pending = {"pytest_lfm/data/release_facts.toml", "pytest_lfm/releases.py"}  # the release-facts work, in flight
     missing = sorted(p for p in paths - pending if not (REPO / p).exists())
     assert not missing, f"docs/where-things-live.md names paths that do not exist: {missing}"
+
+
+def test_module_file_names_are_unique_across_families() -> None:
+    """Check ids name a module by its file name without the family folder, so two families must not both
+    have a ``test_x.py``."""
+    names = [p.name for p in suite_dir().glob("*/test_*.py")]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
+    assert not list(suite_dir().glob("test_*.py")), "check modules live in a family folder under conformance/"
