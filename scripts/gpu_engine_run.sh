@@ -3,7 +3,7 @@
 #
 #   scripts/gpu_engine_run.sh OUTDIR
 #
-# Runs conformance/test_engine.py through SGLang's offline sgl.Engine, in the pytest process, on the
+# Runs conformance/engine/test_engine.py through SGLang's offline sgl.Engine, in the pytest process, on the
 # project's tiny random-weight fixture checkpoints (fixtures/models/build_fixture_models.py), one variant
 # per pytest process (one engine at a time: SGLang sizes its memory pools from what is free, and
 # Engine.shutdown() kills every child of its process). Writes, per run:
@@ -61,7 +61,7 @@ for run in $RUNS; do
   variant=${run%%=*} model=${run#*=}
   t0=$(date +%s)
   echo "== $variant: sgl.Engine on $MODELS/$model (GPU memory used before: $(nvidia-smi --query-gpu=memory.used --format=csv,noheader 2>/dev/null | head -1))"
-  timeout --signal=TERM --kill-after=60 "$BUDGET" python3 -m pytest "${PLUGIN[@]}" conformance/test_engine.py \
+  timeout --signal=TERM --kill-after=60 "$BUDGET" python3 -m pytest "${PLUGIN[@]}" conformance/engine/test_engine.py \
     --rootdir="$REPO" --lfm-engine --lfm-model-path "$variant=$MODELS/$model" --lfm-variant "$variant" \
     --lfm-hardware "$HW" --lfm-report "$OUT/report-$variant" -p no:cacheprovider -v -rA "${EXTRA[@]}" \
     > "$OUT/pytest-engine-$variant.txt" 2>&1

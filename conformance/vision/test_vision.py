@@ -172,20 +172,17 @@ def test_image_delivery(lfm_http: LfmHttp, image_server: ImageServer, delivery: 
     expect_answer(f"answer to an image delivered as {delivery}", resp, lfm_http.target)
 
 
-DECODE_CASES = {
-    "rgba": "rgba.png", "grayscale": "grayscale.png", "palette": "palette.png", "cmyk-jpeg": "cmyk.jpg",
-    "exif-rotated": "exif_rotated.jpg", "one-pixel": "one_pixel.png", "scene-1280x720": "scene_1280x720.jpg",
-    "large-4096": "large_4096.png",
-}
+DECODE_CASES = [c for c in load_cases("vision") if "image" in c.data]  # cases/decode.toml
+BAD_MEDIA = [c for c in load_cases("vision") if "kind" in c.data]  # cases/bad_media.toml
 
 
 @pytest.mark.lfm_requires("vision")
-@pytest.mark.parametrize("image", list(DECODE_CASES))
-def test_image_decodes(lfm_http: LfmHttp, image: str) -> None:
+@pytest.mark.parametrize("case", DECODE_CASES, ids=str)
+def test_image_decodes(lfm_http: LfmHttp, case: Case) -> None:
     """Pictures that exercise decoding (RGBA, grayscale, palette, CMYK JPEG, EXIF-rotated JPEG, 1x1,
     1280x720, 4096x4096) are decoded and answered: 200 with a non-empty answer (§6 loading, PIL decode)."""
-    resp = greedy(lfm_http, [user(DESCRIBE, data_uri(DECODE_CASES[image]))], max_tokens=32)
-    expect_answer(f"answer to {DECODE_CASES[image]}", resp, lfm_http.target)
+    resp = greedy(lfm_http, [user(DESCRIBE, data_uri(case["image"]))], max_tokens=32)
+    expect_answer(f"answer to {case['image']}", resp, lfm_http.target)
 
 
 # ------------------------------------------------------------------------------------------ tokens
@@ -359,7 +356,7 @@ def _bad_url(kind: str) -> str:
 
 
 @pytest.mark.lfm_requires("vision")
-@pytest.mark.parametrize("case", load_cases("vision"), ids=str)
+@pytest.mark.parametrize("case", BAD_MEDIA, ids=str)
 def test_bad_image_input(lfm_http: LfmHttp, case: Case) -> None:
     """Bad image inputs are client errors: 4xx with a flat error body carrying a message (0.5.23: 400
     "An exception occurred while loading multimodal data: …"; 0.5.10: 500, a strict expected failure),

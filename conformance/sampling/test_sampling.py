@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from pytest_lfm.assertions import expect_restriction_is_greedy, expect_status, expect_true
+from pytest_lfm.cases import Case, load_cases
 from pytest_lfm.client import LfmHttp
 from pytest_lfm.server.base import Target
 
@@ -94,30 +95,26 @@ def test_recommended_preset_accepted_on_completions(lfm_http: LfmHttp, lfm_targe
 # ------------------------------------------------------------------------------------------ restrictions
 
 _BASELINES: dict[tuple[str, str], tuple[str, dict[int, str]]] = {}
-RESTRICTIONS: dict[str, dict[str, Any]] = {
-    "top_k=1": {"top_k": 1},
-    "min_p=1.0": {"min_p": 1.0},
-    "top_p=1e-6": {"top_p": 1e-6},
-}
+RESTRICTIONS = load_cases("sampling")  # cases/restrictions.toml
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
-@pytest.mark.parametrize("restriction", list(RESTRICTIONS))
+@pytest.mark.parametrize("case", RESTRICTIONS, ids=str)
 def test_restriction_makes_temperature_1_greedy(lfm_http: LfmHttp, lfm_target: Target, endpoint: str,
-                                                restriction: str,
+                                                case: Case,
                                                 record_property: Callable[[str, object], None]) -> None:
     """A filter that keeps only the most likely token (``top_k=1``, ``min_p=1.0`` or ``top_p=1e-6``) makes
     temperature 1 greedy: for each of 4 seeds the text equals the temperature-0 text (4 of 4); the same
     seeds without the filter leave greedy at least once (at least 1 of 4), so the filter, not the
     temperature, did it (§3.1 sampler fields; §4: temperature < 1e-6 is greedy)."""
     gen = _generator(lfm_http, lfm_target, endpoint)
-    extra = RESTRICTIONS[restriction]
+    extra: dict[str, Any] = case["fields"]
     key = (lfm_target.base_url, endpoint)
     if key not in _BASELINES:  # greedy text and unrestricted T=1 texts, shared by the three filters
         _BASELINES[key] = (gen(PROSE, temperature=0), {s: gen(PROSE, temperature=1.0, seed=s) for s in SEEDS})
     greedy, free = _BASELINES[key]
     restricted = {s: gen(PROSE, temperature=1.0, seed=s, **extra) for s in SEEDS}
-    expect_restriction_is_greedy(restriction, greedy, free, restricted, record_property,
+    expect_restriction_is_greedy(case.id, greedy, free, restricted, record_property,
                                  "forwarded to the sampler", {"endpoint": endpoint, "filter": extra})
 
 

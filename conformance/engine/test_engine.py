@@ -26,6 +26,7 @@ import pytest
 
 from pytest_lfm import lfm2
 from pytest_lfm.assertions import expect_equal, expect_restriction_is_greedy, expect_true
+from pytest_lfm.cases import Case, load_cases
 from pytest_lfm.engine import EngineHandle, EngineResult, project_tool_calls, strip_eos
 from pytest_lfm.hardware import hardware_ids
 from pytest_lfm.imageserver import images_dir
@@ -53,7 +54,7 @@ THINKING_OFF = {"enable_thinking": False}
 # LFM2-VL takes 64-256 tokens per image tile; half of one tile is a safe lower bound (as test_vision.py).
 MIN_IMAGE_TOKENS = 32
 IMAGE = "red.png"
-RESTRICTIONS: dict[str, dict[str, Any]] = {"top_k=1": {"top_k": 1}, "min_p=1.0": {"min_p": 1.0}}
+RESTRICTIONS = load_cases("engine")  # cases/restrictions.toml
 _BASELINES: dict[str, tuple[str, dict[int, str]]] = {}
 
 
@@ -92,9 +93,9 @@ def test_engine_greedy_repeatable(lfm_engine: EngineHandle, record_property: Cal
                 f"1..{MAX_NEW} completion tokens", first.completion_tokens, {"meta_info": dict(first.meta_info)})
 
 
-@pytest.mark.parametrize("restriction", list(RESTRICTIONS))
+@pytest.mark.parametrize("case", RESTRICTIONS, ids=str)
 def test_engine_restriction_makes_temperature_1_greedy(lfm_engine: EngineHandle, lfm_target: Target,
-                                                       restriction: str,
+                                                       case: Case,
                                                        record_property: Callable[[str, object], None]) -> None:
     """``top_k=1`` / ``min_p=1.0`` in ``sampling_params`` reach the sampler: at temperature 1, for each of 4
     requests (``sampling_seed`` 11, 23, 37, 41; the seed fixes the draw only with
@@ -108,10 +109,10 @@ def test_engine_restriction_makes_temperature_1_greedy(lfm_engine: EngineHandle,
                                                "max_new_tokens": MAX_NEW}).text for s in SEEDS}
         _BASELINES[lfm_target.id] = (greedy, free)
     greedy, free = _BASELINES[lfm_target.id]
-    extra = RESTRICTIONS[restriction]
+    extra: dict[str, Any] = case["fields"]
     restricted = {s: lfm_engine.generate(PROSE, {"temperature": 1.0, "sampling_seed": s, "max_new_tokens": MAX_NEW,
                                                  **extra}).text for s in SEEDS}
-    expect_restriction_is_greedy(restriction, greedy, free, restricted, record_property,
+    expect_restriction_is_greedy(case.id, greedy, free, restricted, record_property,
                                  "applied from sampling_params", {"sampling_params": extra})
 
 

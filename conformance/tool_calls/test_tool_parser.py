@@ -3,7 +3,7 @@
 Two kinds of checks, both independent of the model's weights (they run the server's real parser on a
 given string, so they are exact on a random-weight fixture checkpoint too):
 
-* a data-driven corpus (``conformance/cases/tool_calls/*.toml``): one behaviour per case, with a
+* a data-driven corpus (``conformance/tool_calls/cases/*.toml``): one behaviour per case, with a
   statement as its description and the section of the behaviour notes it relies on; behaviour that
   changed between SGLang releases is gated on the server's version, known upstream gaps are strict
   expected failures with a link;

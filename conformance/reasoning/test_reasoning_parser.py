@@ -2,7 +2,7 @@
 
 The endpoint runs SGLang's own ``qwen3`` / ``qwen3-thinking`` detector on a given string (§7), so these
 checks are exact on any server, random weights included. The corpus lives in
-``conformance/cases/reasoning/separate.toml``; every case states the split for both parser names, and
+``conformance/reasoning/cases/separate.toml``; every case states the split for both parser names, and
 the one documented difference between them (a missing opening tag) has its own check (§2).
 """
 

@@ -10,7 +10,7 @@ Two kinds of checks, both valid on a random-weight server:
   (``chat_template_kwargs.enable_thinking=false``, so the constraint applies from the first token and
   ``qwen3`` is not forced), which makes the parser's input exact. Only where thinking can be switched
   off (``qwen3``); with ``qwen3-thinking`` a constraint waits for the model's own ``</think>``
-  (gpu-sglang-0.5.17.md). Cases: ``conformance/cases/reasoning/forced.toml``.
+  (gpu-sglang-0.5.17.md). Cases: ``conformance/reasoning/cases/forced.toml``.
 """
 
 from __future__ import annotations
