@@ -92,9 +92,8 @@ def latency(variant: str, n: int, tokens: int) -> dict[str, tuple[float, float]]
     """Median and p90 (ms) per sampling setup."""
     from pytest_lfm.variants import get_variant
 
-    preset = get_variant(variant).sampling_kwargs()
     setups: dict[str, dict[str, Any]] = {
-        "preset": {"temperature": preset["temperature"], **preset["extra_body"]},
+        "preset": dict(get_variant(variant).sampling.params()),
         "greedy": {"temperature": 0},
         "T=1 seed": {"temperature": 1.0, "seed": 7},
     }

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from pytest_lfm.assertions import expect_restriction_is_greedy, expect_status, expect_true
-from pytest_lfm.client import LfmHttp
+from pytest_lfm.client import LfmHttp, openai_sampling
 from pytest_lfm.server.base import Target
 
 ENDPOINTS = ["chat", "completions"]
@@ -71,7 +71,7 @@ def test_recommended_preset_accepted(lfm_chat: Callable[..., Any], lfm_variant: 
     """The variant's recommended sampling preset (temperature plus ``top_k``/``min_p``/
     ``repetition_penalty`` in ``extra_body``, cookbook §3.1 helper) is accepted on chat: HTTP 200 with an
     assistant choice (§3.1, §11)."""
-    preset = lfm_variant.sampling_kwargs()
+    preset = openai_sampling(lfm_variant.sampling)
     record_property("lfm_preset", preset)
     resp = lfm_chat([{"role": "user", "content": PROSE}], max_tokens=MAX_TOKENS)
     choice = resp.choices[0]
@@ -84,9 +84,8 @@ def test_recommended_preset_accepted(lfm_chat: Callable[..., Any], lfm_variant: 
 def test_recommended_preset_accepted_on_completions(lfm_http: LfmHttp, lfm_target: Target) -> None:
     """The variant's preset is accepted on ``/v1/completions`` as the cookbook's Base example sends it
     (temperature plus sampler fields at the top level) (§3.2, §11; cookbook §3.5)."""
-    preset = lfm_target.variant.sampling_kwargs()
     body = {"model": lfm_target.served_model, "prompt": "The capital of France is", "max_tokens": MAX_TOKENS,
-            "temperature": preset["temperature"], **preset["extra_body"]}
+            **lfm_target.variant.sampling.params()}
     r = lfm_http.post("/v1/completions", body)
     expect_status("completion with the recommended preset", 200, r.status_code, r.text, {"request": body})
 
