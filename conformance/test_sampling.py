@@ -18,15 +18,14 @@ import pytest
 
 from pytest_lfm.assertions import expect_restriction_is_greedy, expect_status, expect_true
 from pytest_lfm.client import LfmHttp, openai_sampling
+from pytest_lfm.inputs import PROSE, REPEAT_PROMPTS
 from pytest_lfm.server.base import Target
 
 ENDPOINTS = ["chat", "completions"]
 SEEDS = (11, 23, 37, 41)
 MAX_TOKENS = 16
-PROSE = "Write two sentences about a river valley in spring."
-# A prompt that makes a model repeat itself: a base model continues the pattern; a random-weight model
+# REPEAT_PROMPTS make a model repeat itself: a base model continues the pattern; a random-weight model
 # repeats one token under greedy decoding anyway.
-REPEAT_PROMPTS = ("ab ab ab ab ab ab ab ab ab ab ab ab", "the cat, the cat, the cat, the cat, the cat,")
 
 Generate = Callable[..., str]
 
@@ -173,7 +172,7 @@ def test_repetition_penalty_changes_repetitive_greedy(lfm_http: LfmHttp, lfm_tar
     rep_penal = sum(repeated_fraction(t) for t in penal)
     record_property("lfm_statistic", f"rp=2 differs from rp=1 on {differ}/{len(REPEAT_PROMPTS)} prompts; "
                                      f"repeated 4-gram share {rep_plain:.2f} -> {rep_penal:.2f}")
-    need = len(plain) if (lfm_target.real_weights or lfm_target.is_reference) else 1
+    need = len(plain) if lfm_target.coherent_output else 1
     expect_true("repetition_penalty=2.0 changes a repetitive greedy continuation", differ >= need,
                 f">= {need}/{len(plain)} prompts differ", f"{differ}/{len(plain)}",
                 {"rp=1.0": plain, "rp=2.0": penal, "endpoint": endpoint})

@@ -30,8 +30,9 @@ from packaging.version import InvalidVersion, Version
 
 from pytest_lfm.errors import LfmUsageError
 from pytest_lfm.hardware import Hardware
-from pytest_lfm.redaction import SECRET, SECRET_NAME, secret_values
-from pytest_lfm.redaction import redact_text as redact
+from pytest_lfm.redaction import SECRET as SECRET  # re-exported
+from pytest_lfm.redaction import SECRET_NAME, redact_text
+from pytest_lfm.redaction import secret_values as secret_values  # re-exported
 from pytest_lfm.variants import Variant
 
 Framing = Literal["python", "docker"]
@@ -59,6 +60,8 @@ SERVE_SINCE = Version("0.5.10")
 FLAG_RENAMES: tuple[tuple[str, str, Version], ...] = (
     ("--mamba-scheduler-strategy", "--mamba-radix-cache-strategy", Version("0.5.17")),
 )
+
+redact = redact_text  # the text form, under the name callers and tests use
 
 
 @dataclass(frozen=True)

@@ -5,14 +5,13 @@ show it failing here; it is a content check, proven on a real checkpoint only.""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
+from harness import Suite
 
 MODULE = "test_completions.py"
 
 
-def test_completions_checks_pass_on_correct_server(suite: Any) -> None:
+def test_completions_checks_pass_on_correct_server(suite: Suite) -> None:
     run = suite(MODULE, variants=["1.2B-Instruct", "1.2B-Thinking", "1.2B-Base"])
     run.assert_passes("test_completions")
     assert run.ret == 0, run.stdout[-2000:]
@@ -29,6 +28,6 @@ def test_completions_checks_pass_on_correct_server(suite: Any) -> None:
     ("usage_wrong", "test_usage_arithmetic[1.2B-Base]", ["total_tokens"]),
     ("base_chat_500", "test_chat_on_base_as_documented[1.2B-Base]", ["HTTP 500"]),
 ])
-def test_completions_check_fails_on_fault(suite: Any, fault: str, check: str, words: list[str]) -> None:
+def test_completions_check_fails_on_fault(suite: Suite, fault: str, check: str, words: list[str]) -> None:
     run = suite(MODULE, variants=["1.2B-Base"], faults=[fault])
     run.assert_fails(check, *words)

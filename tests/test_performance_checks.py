@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from harness import Suite
 from PIL import Image
 
 from pytest_lfm import bench
@@ -228,7 +229,7 @@ def test_bench_cli_runs_against_reference(reference_url: str, tmp_path: Path, ca
     assert cli_main(["bench", "--server", reference_url, "--hardware", "b300"]) == 2  # needs --variant
 
 
-def test_gpu_gates_skip_cleanly_without_gpu(suite: Any) -> None:
+def test_gpu_gates_skip_cleanly_without_gpu(suite: Suite) -> None:
     run = suite("test_performance.py", variants=("1.2B-Instruct", "VL-450M"))
     outcomes = run.outcomes("test_performance")
     assert outcomes and set(outcomes.values()) == {"skipped"}, outcomes
@@ -237,7 +238,7 @@ def test_gpu_gates_skip_cleanly_without_gpu(suite: Any) -> None:
         assert "GPU check for" in check["message"] or "needs vision" in check["message"], check
 
 
-def test_gate_runs_end_to_end_on_reference_when_asked(suite: Any, monkeypatch: pytest.MonkeyPatch,
+def test_gate_runs_end_to_end_on_reference_when_asked(suite: Suite, monkeypatch: pytest.MonkeyPatch,
                                                       pytester: pytest.Pytester) -> None:
     """With a hardware id, LFM_PERF_REFERENCE=1 and a small LFM_PERF_SCALE, the B300 gate measures the
     reference server, records its figures and writes JSON + PNG into the report directory. (The toy model

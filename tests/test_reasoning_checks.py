@@ -6,9 +6,8 @@ concerns (``-k``); every listed check must fail with a message naming what was e
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
+from harness import Suite
 
 from pytest_lfm.cases import load_cases
 from pytest_lfm.lfm2 import REASONING_PARSERS
@@ -17,7 +16,7 @@ MODULES = ["test_reasoning_parser.py", "test_reasoning.py"]
 REASONING = ["8B-A1B", "1.2B-Thinking"]
 
 
-def test_reasoning_checks_pass_on_correct_server(suite: Any) -> None:
+def test_reasoning_checks_pass_on_correct_server(suite: Suite) -> None:
     """Every reasoning check passes (or is the declared strict xfail) on the reasoning variants and on one
     variant without a reasoning parser; the corpus runs at least 30 cases per parser name."""
     run = suite(MODULES, variants=[*REASONING, "1.2B-Instruct"])
@@ -102,7 +101,7 @@ FAULT_CASES: dict[str, tuple[list[str], list[tuple[str, tuple[str, ...]]]]] = {
 
 
 @pytest.mark.parametrize("fault", sorted(FAULT_CASES))
-def test_reasoning_check_fails_on_fault(suite: Any, fault: str) -> None:
+def test_reasoning_check_fails_on_fault(suite: Suite, fault: str) -> None:
     variants, expectations = FAULT_CASES[fault]
     selector = " or ".join(sorted({m.split("[")[0] for m, _ in expectations}))
     run = suite(MODULES, variants=variants, faults=[fault], extra=["-k", selector])

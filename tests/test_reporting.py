@@ -124,7 +124,7 @@ def test_junitxml_carries_variant_hardware_and_version(faulty: tuple[Path, subpr
         assert props["lfm_variant"] in VARIANTS, props
         assert props["lfm_hardware"] == "unknown"
         assert props["lfm_sglang_version"] == "0.5.23"
-        assert props["lfm_target"] in case.get("name", "")
+        assert str(props["lfm_target"]) in (case.get("name") or "")
 
 
 def test_known_failures_as_data_xfail_and_unexpected_pass(tmp_path: Path) -> None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
+from harness import Suite
 
 MODULE = "test_sampling.py"
 
 
-def test_sampling_checks_pass_on_correct_server(suite: Any) -> None:
+def test_sampling_checks_pass_on_correct_server(suite: Suite) -> None:
     run = suite(MODULE, variants=["1.2B-Instruct", "1.2B-Thinking", "1.2B-Base"])
     run.assert_passes("test_sampling")
     assert run.ret == 0, run.stdout[-2000:]
@@ -40,13 +39,13 @@ def test_sampling_checks_pass_on_correct_server(suite: Any) -> None:
     ("extra_body_rejected", ["test_recommended_preset_accepted_on_completions[1.2B-Instruct]"], ["HTTP 200", "HTTP 400"]),
     ("unknown_field_500", ["test_misspelled_field_is_a_finding[1.2B-Instruct]"], ["HTTP 500"]),
 ])
-def test_sampling_check_fails_on_fault(suite: Any, fault: str, checks: list[str], words: list[str]) -> None:
+def test_sampling_check_fails_on_fault(suite: Suite, fault: str, checks: list[str], words: list[str]) -> None:
     run = suite(MODULE, faults=[fault])
     for check in checks:
         run.assert_fails(check, *words)
 
 
-def test_preset_check_fails_when_extra_body_rejected(suite: Any) -> None:
+def test_preset_check_fails_when_extra_body_rejected(suite: Suite) -> None:
     """The SDK-based preset check (lfm_chat sends extra_body) fails when the server refuses the fields."""
     run = suite(MODULE, faults=["extra_body_rejected"], extra=["-k", "test_recommended_preset_accepted"])
     outcome = run.outcome("test_recommended_preset_accepted[1.2B-Instruct]")

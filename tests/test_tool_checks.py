@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
+from harness import Suite
 
 PARSER = "test_tool_parser.py"
 E2E = "test_tool_calls.py"
@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parent.parent
 VARIANTS = ["1.2B-Instruct", "8B-A1B", "1.2B-Thinking", "VL-450M", "1.2B-JP", "1.2B-Base"]
 
 
-def test_tool_checks_pass_on_correct_server(suite: Any) -> None:
+def test_tool_checks_pass_on_correct_server(suite: Suite) -> None:
     """Both modules on variants with every tool shape (plain, qwen3, qwen3-thinking, VL) and skipped
     variants without tools; the property check's 200 examples run within 30 s per variant."""
     run = suite([PARSER, E2E], variants=VARIANTS)
@@ -49,7 +49,7 @@ def test_tool_checks_pass_on_correct_server(suite: Any) -> None:
     ("tool_args_escape_mangled", PARSER, "test_roundtrip_property[", ["round trip", "rendered text"]),
     ("tool_parser_drops_nested", PARSER, "test_roundtrip_property[", ["round trip", "rendered text"]),
 ])
-def test_parser_check_fails_on_fault(suite: Any, fault: str, module: str, check: str, words: list[str]) -> None:
+def test_parser_check_fails_on_fault(suite: Suite, fault: str, module: str, check: str, words: list[str]) -> None:
     """One run per fault, narrowed with -k to the check that must catch it."""
     key = "roundtrip" if "roundtrip" in check else check.split("-", 1)[1].rstrip("]")
     run = suite(module, faults=[fault], extra=["-k", key])
@@ -75,14 +75,14 @@ def test_parser_check_fails_on_fault(suite: Any, fault: str, module: str, check:
     ("tool_parser_drops_nested", "test_raw_vs_parsed_differential", ["own parse", "search"]),
     ("tool_args_escape_mangled", "test_raw_vs_parsed_differential", ["own parse", "quoted"]),
 ])
-def test_e2e_check_fails_on_fault(suite: Any, fault: str, check: str, words: list[str]) -> None:
+def test_e2e_check_fails_on_fault(suite: Suite, fault: str, check: str, words: list[str]) -> None:
     """One run per fault, narrowed with -k to the check that must catch it."""
     run = suite(E2E, faults=[fault], extra=["-k", check])
     run.assert_fails(f"{check}[", *words)
 
 
 @pytest.mark.parametrize("version", ["0.5.17", "0.5.23"])
-def test_corpus_agrees_with_real_sglang_parser_code(suite: Any, version: str) -> None:
+def test_corpus_agrees_with_real_sglang_parser_code(suite: Suite, version: str) -> None:
     """The corpus and the property check pass against a real SGLang release's lfm2 detector (the reference
     server with ``--lfm-reference-parsers``; the version gates follow the release's version)."""
     tree = REPO / ".sglang-parsers" / version
