@@ -86,18 +86,15 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return {**env, **(extra or {})}
 
 
-def run_suite(where: Path, modules: Iterable[str], *, variants: Iterable[str] = ("1.2B-Instruct",),
-              faults: Iterable[str] = (), extra: Iterable[str] = (), server: str | None = None,
-              version: str | None = None, hardware: str | None = None, k: str | None = None,
-              report_dir: Path | None = None, env: Mapping[str, str] | None = None,
-              timeout: float = 600) -> SuiteRun:
-    """Run conformance modules (names under ``conformance/``) in a fresh pytest process in ``where``.
+def suite_args(modules: Iterable[str], *, report_dir: Path, variants: Iterable[str] = ("1.2B-Instruct",),
+               faults: Iterable[str] = (), extra: Iterable[str] = (), server: str | None = None,
+               version: str | None = None, hardware: str | None = None, k: str | None = None) -> list[str]:
+    """The command-line arguments of an inner run of conformance modules (names under ``conformance/``).
 
     The target: reference servers started by the plugin for ``variants`` (with ``faults`` and the emulated
     release ``version``), or ``server`` (``VARIANT=URL`` of a server the test started), or, with
     ``server="none"``, whatever ``extra`` names (e.g. ``--lfm-engine``).
     """
-    report = report_dir or _fresh(where / "lfm-report")
     args = [str(suite_dir() / m) for m in modules]
     if server != "none":
         args.append(f"--lfm-server={server or 'reference'}")
@@ -108,13 +105,29 @@ def run_suite(where: Path, modules: Iterable[str], *, variants: Iterable[str] = 
     if hardware:
         args.append(f"--lfm-hardware={hardware}")
     args += [f"--lfm-reference-fault={f}" for f in faults]
-    args += [f"--lfm-report={report}", "-p", "no:cacheprovider", "-q", f"--basetemp={_fresh(where / 'basetemp')}"]
+    args += [f"--lfm-report={report_dir}", "-p", "no:cacheprovider", "-q"]
     if k:
         args += ["-k", k]
-    args += list(extra)
-    # os.environ as the test left it (conftest's autouse fixture already dropped the developer's LFM_*)
-    proc = subprocess.run([sys.executable, "-m", "pytest", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})}, cwd=where, check=False)
+    return args + list(extra)
+
+
+def run_pytest(args: Iterable[str], *, cwd: Path, env: Mapping[str, str] | None = None,
+               timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """``python -m pytest ARGS`` in a fresh process in ``cwd`` (its own ``--basetemp`` there). ``env``: the
+    whole environment (default: this one as the test left it; conftest's autouse fixture already dropped the
+    developer's LFM_*; module-scoped fixtures pass :func:`clean_env`)."""
+    cmd = [sys.executable, "-m", "pytest", *args, f"--basetemp={_fresh(cwd / 'basetemp')}"]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                          env=dict(os.environ if env is None else env), cwd=cwd, check=False)
+
+
+def run_suite(where: Path, modules: Iterable[str], *, report_dir: Path | None = None,
+              env: Mapping[str, str] | None = None, timeout: float = 600, **target: Any) -> SuiteRun:
+    """Run conformance modules in a fresh pytest process in ``where`` and read back its report; ``target``:
+    the keyword arguments of :func:`suite_args`. ``env`` is added to this environment."""
+    report = report_dir or _fresh(where / "lfm-report")
+    proc = run_pytest(suite_args(modules, report_dir=report, **target), cwd=where,
+                      env={**os.environ, **(env or {})}, timeout=timeout)
     data, checks = read_report(report)
     return SuiteRun(ret=proc.returncode, stdout=proc.stdout + "\n" + proc.stderr, checks=checks, report=data,
                     report_dir=report)

@@ -18,10 +18,13 @@ import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_lfm.errors import ServerUnavailable
 from pytest_lfm.server.process import spawn_group, stop_group
+
+if TYPE_CHECKING:
+    from pytest_lfm.reference.server import ReferenceServer
 
 READY = "LFM_REFERENCE_READY port="
 API_KEY_ENV = "LFM_REFERENCE_API_KEY"
@@ -79,6 +82,12 @@ class ReferenceOptions:
                 "context_length": self.context_length, "parsers": "sglang" if self.sglang_dir else "project",
                 "sglang_dir": self.sglang_dir, "hardware": self.hardware,
                 "ttft_delay_ms": self.ttft_delay_ms, "tpot_delay_ms": self.tpot_delay_ms}
+
+    def in_thread(self) -> ReferenceServer:
+        """The same server as a (not yet started) thread of this process, for tests that call it directly."""
+        from pytest_lfm.reference.server import ReferenceServer
+
+        return ReferenceServer(self.variant_id, **self.server_kwargs())
 
 
 class ReferenceProcess:
