@@ -16,26 +16,29 @@ import pytest
 
 from pytest_lfm import collect, gating
 from pytest_lfm import options as o
+from pytest_lfm.client import LfmHttp, openai_client, preset_chat
 from pytest_lfm.config import LfmConfig
+from pytest_lfm.engine import EngineFailed, EngineHandle
 from pytest_lfm.errors import LfmError
 from pytest_lfm.markers import MARKERS
+from pytest_lfm.paths import suite_dir
+from pytest_lfm.server.base import Target
+from pytest_lfm.server.launch_support import SECTION, log_section, render_recipes
 from pytest_lfm.session import (
     CONFIG_KEY,
     INFOS_KEY,
     RESULTS_KEY,
     TARGETS_KEY,
+    check_combination,
     is_worker,
     is_xdist_controller,
     resolve_config,
 )
+from pytest_lfm.targets import TargetSet, open_targets
+from pytest_lfm.variants import Variant
 
 if TYPE_CHECKING:
     import openai
-
-    from pytest_lfm.client import LfmHttp
-    from pytest_lfm.engine import EngineHandle
-    from pytest_lfm.server.base import Target
-    from pytest_lfm.variants import Variant
 
 __all__ = ["CONFIG_KEY", "INFOS_KEY", "RESULTS_KEY", "TARGETS_KEY"]
 
@@ -61,8 +64,6 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     cfg = resolve_config(config)
     if not cfg.print_recipe:
         return None
-    from pytest_lfm.server.launch_support import render_recipes
-
     try:
         print(render_recipes(cfg), end="")
     except LfmError as exc:
@@ -76,19 +77,16 @@ def pytest_configure(config: pytest.Config) -> None:
     for text in MARKERS.values():
         config.addinivalue_line("markers", text)
     cfg = resolve_config(config)
+    check_combination(config, cfg)
     config.stash[RESULTS_KEY] = []
     config.pluginmanager.register(collect.ResultCollector(config.stash[RESULTS_KEY]), collect.PLUGIN_NAME)
     if cfg.has_target and config.args_source != pytest.Config.ArgsSource.ARGS:
-        from pytest_lfm.paths import suite_dir
-
         config.args = [str(suite_dir())]
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Probe attached servers (one clear error on failure), start reference servers, launch or prepare
     engines, as configured."""
-    from pytest_lfm.targets import TargetSet, open_targets
-
     config = session.config
     cfg = config.stash[CONFIG_KEY]
     config.stash[TARGETS_KEY] = TargetSet()
@@ -119,8 +117,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     target = gating.item_target(item)
     if report.failed and target is not None and target.log_path:
-        from pytest_lfm.server.launch_support import SECTION, log_section
-
         cfg = item.config.stash[CONFIG_KEY]
         text = log_section(target, cfg.api_key.get() if cfg.api_key else None)
         if text:
@@ -212,8 +208,6 @@ def lfm_engine(lfm_target: Target, request: pytest.FixtureRequest) -> EngineHand
         pytest.skip(f"{gating.ENGINE_SKIP}; {lfm_target.id} is a {lfm_target.kind} target")
     pool = request.config.stash[TARGETS_KEY].engines
     assert pool is not None, "engine targets without an engine pool"
-    from pytest_lfm.engine import EngineFailed
-
     try:
         handle: EngineHandle = pool.acquire(lfm_target.variant.id)
     except EngineFailed as exc:
@@ -228,8 +222,6 @@ def lfm_engine(lfm_target: Target, request: pytest.FixtureRequest) -> EngineHand
 @pytest.fixture(scope="session")
 def lfm_http(lfm_target: Target, lfm_config: LfmConfig) -> Iterator[LfmHttp]:
     """A protocol-level JSON/SSE client for the server under test (exact wire shapes)."""
-    from pytest_lfm.client import LfmHttp
-
     http = LfmHttp(lfm_target, timeout=lfm_config.timeout)
     yield http
     http.close()
@@ -238,8 +230,6 @@ def lfm_http(lfm_target: Target, lfm_config: LfmConfig) -> Iterator[LfmHttp]:
 @pytest.fixture(scope="session")
 def lfm_client(lfm_target: Target, lfm_config: LfmConfig) -> Iterator[openai.OpenAI]:
     """``openai.OpenAI`` pointed at the server under test (``max_retries=0``)."""
-    from pytest_lfm.client import openai_client
-
     client = openai_client(lfm_target, lfm_config.timeout)
     yield client
     client.close()
@@ -250,6 +240,4 @@ def lfm_chat(lfm_client: openai.OpenAI, lfm_target: Target) -> Callable[..., Any
     """``chat(messages, **overrides)``: a chat completion with the variant's recommended sampling
     (temperature plus the sampler fields in ``extra_body``, as the cookbook's §3.1 helper sends them);
     overrides win, and ``extra_body`` overrides are merged into the preset's."""
-    from pytest_lfm.client import preset_chat
-
     return preset_chat(lfm_client, lfm_target)

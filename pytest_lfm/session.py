@@ -39,10 +39,15 @@ def resolve_config(config: pytest.Config) -> LfmConfig:
         cfg = resolve(lambda dest: config.getoption(dest), lambda key: config.getini(key))
     except LfmError as exc:
         raise pytest.UsageError(exc.render()) from None
-    if cfg.engine and uses_xdist(config):
-        raise pytest.UsageError(XDIST_ENGINE)
     config.stash[CONFIG_KEY] = cfg
     return cfg
+
+
+def check_combination(config: pytest.Config, cfg: LfmConfig) -> None:
+    """Refuse what the configuration cannot do under this run's plugins (engine mode under xdist). Called
+    from ``pytest_configure``: xdist settles ``-n`` into ``--dist`` in its own ``pytest_cmdline_main``."""
+    if cfg.engine and uses_xdist(config):
+        raise pytest.UsageError(XDIST_ENGINE)
 
 
 def is_worker(config: pytest.Config) -> bool:
