@@ -238,8 +238,7 @@ def test_gpu_gates_skip_cleanly_without_gpu(suite: Suite) -> None:
         assert "GPU check for" in check["message"] or "needs vision" in check["message"], check
 
 
-def test_gate_runs_end_to_end_on_reference_when_asked(suite: Suite, monkeypatch: pytest.MonkeyPatch,
-                                                      pytester: pytest.Pytester) -> None:
+def test_gate_runs_end_to_end_on_reference_when_asked(suite: Suite, monkeypatch: pytest.MonkeyPatch) -> None:
     """With a hardware id, LFM_PERF_REFERENCE=1 and a small LFM_PERF_SCALE, the B300 gate measures the
     reference server, records its figures and writes JSON + PNG into the report directory. (The toy model
     is fast enough to pass the B300 budget: the check here is the plumbing, not the figure.)"""
@@ -251,5 +250,6 @@ def test_gate_runs_end_to_end_on_reference_when_asked(suite: Suite, monkeypatch:
     check = next(c for c in run.checks if "b300-c1]" in c["nodeid"])
     assert "TTFT mean" in check["properties"]["lfm_statistic"]
     assert check["properties"]["perf_figures"]["completed"] == 6
-    files = sorted(p.name for p in (pytester.path / "lfm-report" / "performance").iterdir())
+    assert run.report_dir is not None
+    files = sorted(p.name for p in (run.report_dir / "performance").iterdir())
     assert len(files) == 2 and files[0].endswith(".json") and files[1].endswith(".png"), files
