@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 from collections.abc import Callable, Mapping
@@ -195,8 +196,6 @@ def resolve(cli: Getter, ini: Getter, env: Mapping[str, str] | None = None) -> L
 def _engine_settings(engine: bool, launch: bool, servers: tuple[o.ServerSpec, ...], variants: tuple[str, ...],
                      model_paths: Mapping[str, str], raw_args: list[str]) -> tuple[tuple[str, ...], dict[str, Any]]:
     """``--lfm-engine``: which variants get an engine, and the ``--lfm-engine-arg`` overrides."""
-    from pytest_lfm.engine import parse_engine_arg
-
     args = dict(parse_engine_arg(a) for a in raw_args)
     if not engine:
         if args:
@@ -260,3 +259,20 @@ def _reference_parsers(value: str | None, servers: tuple[o.ServerSpec, ...]) -> 
             f"{value}",
         )
     return root
+
+
+def parse_engine_arg(value: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` → (ServerArgs field, value); VALUE is read as JSON when it is JSON (``true``,
+    ``0.3``, ``2048``, ``null``, ``"text"``), else kept as a string. Dashes in KEY become underscores."""
+    key, sep, raw = value.partition("=")
+    key = key.strip().lstrip("-").replace("-", "_")
+    if not sep or not key.isidentifier():
+        raise LfmUsageError(f"--lfm-engine-arg {value!r}: expected KEY=VALUE with KEY an sgl.Engine argument",
+                            remedy="pass e.g. --lfm-engine-arg mem_fraction_static=0.5 or "
+                                   "--lfm-engine-arg attention_backend=fa3")
+    raw = raw.strip()
+    try:
+        parsed: Any = json.loads(raw)
+    except ValueError:
+        parsed = raw
+    return key, parsed

@@ -71,7 +71,7 @@ def skip_reason(name: str, args: tuple[Any, ...], target: Target) -> str | None:
             return (f"needs {', '.join(missing)}; variant {target.variant.id} has "
                     f"{', '.join(sorted(target.variant.capabilities))}")
         if "real_weights" in args and not target.real_weights:
-            what = "the reference server" if target.is_reference else "a fixture checkpoint"
+            what = "the reference server" if target.is_test_double else "a fixture checkpoint"
             return f"needs real weights; {target.id} is served by {what} (random weights)"
     elif name == "lfm_hardware":
         if target.hardware not in args:
@@ -84,6 +84,6 @@ def skip_reason(name: str, args: tuple[Any, ...], target: Target) -> str | None:
         if not target.version_matches(args[0]):
             return f"needs SGLang {args[0]}; server reports {target.version}"
     elif name == "lfm_reference_only":
-        if not target.is_reference:
+        if not target.is_test_double:
             return f"reference server only: {args[0]}"
     return None

@@ -30,6 +30,9 @@ from packaging.version import InvalidVersion, Version
 
 from pytest_lfm.errors import LfmUsageError
 from pytest_lfm.hardware import Hardware
+from pytest_lfm.redaction import SECRET as SECRET  # re-exported
+from pytest_lfm.redaction import SECRET_NAME, redact_text
+from pytest_lfm.redaction import secret_values as secret_values  # re-exported
 from pytest_lfm.variants import Variant
 
 Framing = Literal["python", "docker"]
@@ -41,14 +44,12 @@ IMAGE_REPO = "lmsysorg/sglang"
 DEFAULT_IMAGE_TAG = "v0.5.10"
 DEFAULT_PORT = 30000
 DEFAULT_HOST = "0.0.0.0"
-SECRET = "<secret>"
 HF_CACHE_HOST = "~/.cache/huggingface"
 HF_CACHE_CONTAINER = "/root/.cache/huggingface"
 # Environment variables handed to a docker container by name (the value never enters argv).
 DOCKER_PASSTHROUGH = ("HF_TOKEN",)
 OPTIONAL_PASSTHROUGH = ("HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_ENDPOINT",
                         "SGLANG_MAMBA_CONV_DTYPE")
-_SECRET_NAME = re.compile(r"(TOKEN|KEY|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH)", re.IGNORECASE)
 _SAFE = re.compile(r"^[A-Za-z0-9_./:=,@%+~-]+$")
 
 # Version differences (sglang-lfm2-behaviour.md §8, §12). ``sglang serve`` is the recommended entry point
@@ -59,6 +60,8 @@ SERVE_SINCE = Version("0.5.10")
 FLAG_RENAMES: tuple[tuple[str, str, Version], ...] = (
     ("--mamba-scheduler-strategy", "--mamba-radix-cache-strategy", Version("0.5.17")),
 )
+
+redact = redact_text  # the text form, under the name callers and tests use
 
 
 @dataclass(frozen=True)
@@ -159,20 +162,6 @@ def is_python_interpreter(command: Sequence[str]) -> bool:
     return len(command) == 1 and re.fullmatch(r"python[0-9.]*", Path(command[0]).name) is not None
 
 
-def secret_values(environ: Mapping[str, str], extra: Iterable[str | None] = ()) -> tuple[str, ...]:
-    """Values to hide: variables whose names look secret (HF_TOKEN, *_API_KEY, ...) plus ``extra``."""
-    values = {v for k, v in environ.items() if _SECRET_NAME.search(k) and len(v) >= 4}
-    values.update(v for v in extra if v)
-    return tuple(sorted(values, key=len, reverse=True))
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """Replace every secret value in ``text`` with ``<secret>``."""
-    for value in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(value, SECRET)
-    return text
-
-
 def build_recipe(variant: Variant, hardware: Hardware, *, framing: str = "python", version: str | None = None,
                  port: int = DEFAULT_PORT, host: str = DEFAULT_HOST, model_path: str | None = None,
                  image: str | None = None, extra_args: Sequence[str] = (), command: Sequence[str] = ("sglang",),
@@ -224,7 +213,7 @@ def build_recipe(variant: Variant, hardware: Hardware, *, framing: str = "python
             add(1, ["--env", f"{name}={SECRET}"], ["--env", name])
         for name in OPTIONAL_PASSTHROUGH:
             if env_in.get(name):
-                shown = f"{name}={SECRET}" if _SECRET_NAME.search(name) else f"{name}={env_in[name]}"
+                shown = f"{name}={SECRET}" if SECRET_NAME.search(name) else f"{name}={env_in[name]}"
                 add(1, ["--env", shown], ["--env", name])
         for name, value in variant.recipe.env.items():
             add(1, ["--env", f"{name}={value}"])

@@ -23,8 +23,6 @@ import html
 import json
 import platform
 import re
-import shutil
-import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata, resources
@@ -34,11 +32,12 @@ from typing import Any
 import jsonschema
 
 from pytest_lfm.errors import LfmError
+from pytest_lfm.hardware import gpu_info as gpu_info  # re-exported
+from pytest_lfm.redaction import redact_args, redact_value
 
 REPORT_VERSION = 1
 OUTCOMES = ("passed", "failed", "skipped", "xfailed", "xpassed", "error")
 FAILING_OUTCOMES = ("failed", "error", "xpassed")
-STATUSES = ("Verified", "Failing", "Not run")
 #: The hardware rows of the cookbook's verified matrix (sglang-lfm2-behaviour.md §11).
 COOKBOOK_HARDWARE = ("h100", "h200", "b200")
 DEFAULT_QUANTIZATION = "bf16"
@@ -90,53 +89,7 @@ def plugin_version() -> str:
         return "0+unknown"
 
 
-_SECRET_WORDS = frozenset({"key", "apikey", "token", "secret", "password", "passwd", "credential",
-                           "credentials", "auth", "authorization", "bearer"})
-_SECRET_FLAG = re.compile(r"(--(?:api-key|admin-api-key|hf-token|token)[= ]+)(\S+)", re.IGNORECASE)
-_SECRET_VALUE = re.compile(r"\b(hf_[A-Za-z0-9]{16,}|sk-[A-Za-z0-9_-]{16,})\b")
-
-
-def _is_secret_key(key: str) -> bool:
-    words = [w for w in re.split(r"[^a-z0-9]+", key.lower()) if w]
-    return any(w in _SECRET_WORDS for w in words)
-
-
-def _redact_value(value: Any) -> Any:
-    if isinstance(value, str):
-        return _SECRET_VALUE.sub("***", _SECRET_FLAG.sub(r"\1***", value))
-    if isinstance(value, Mapping):
-        return redact(value)
-    if isinstance(value, list | tuple):
-        return [_redact_value(v) for v in value]
-    return value
-
-
-def redact(args: Mapping[str, Any]) -> dict[str, Any]:
-    """Server args with secrets replaced by ``***``: values of keys such as ``api_key`` or ``hf_token``
-    (not ``tokenizer_path``), ``--api-key X`` inside command lines, and ``hf_…``/``sk-…`` tokens."""
-    return {str(k): ("***" if _is_secret_key(str(k)) and v else _redact_value(v)) for k, v in args.items()}
-
-
-_redact = redact  # the name earlier versions used
-
-
-def gpu_info(timeout: float = 5.0) -> dict[str, Any]:
-    """GPU names and driver of the host running pytest, from ``nvidia-smi``; ``"none"`` without one."""
-    none = {"name": "none", "driver": "none", "count": 0}
-    exe = shutil.which("nvidia-smi")
-    if exe is None:
-        return none
-    try:
-        out = subprocess.run([exe, "--query-gpu=name,driver_version", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=timeout, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return none
-    rows = [[p.strip() for p in line.split(",")] for line in out.stdout.strip().splitlines() if line.strip()]
-    if out.returncode != 0 or not rows:
-        return none
-    names = list(dict.fromkeys(r[0] for r in rows))
-    drivers = list(dict.fromkeys(r[1] for r in rows if len(r) > 1))
-    return {"name": ", ".join(names), "driver": ", ".join(drivers) or "unknown", "count": len(rows)}
+redact = redact_args  # the server-args form, under the name callers and tests use
 
 
 def environment(targets: Sequence[TargetInfo], now: str) -> dict[str, Any]:
@@ -241,8 +194,8 @@ def build_report(targets: Sequence[TargetInfo], results: Iterable[CheckResult]) 
     for t in targets:
         info = asdict(t)
         info["quantization"], info["strategy"], info["nodes"] = _axes(t)
-        info["server_args"] = redact(t.server_args)
-        info["base_url"] = _redact_value(t.base_url)
+        info["server_args"] = redact_args(t.server_args)
+        info["base_url"] = redact_value(t.base_url)
         cells.append(_make_cell(info, [_check_doc(r) for r in results if r.target == t.id]))
     known = {t.id for t in targets}
     return {

@@ -30,8 +30,6 @@ concurrency 1. Small prompts keep the baseline's CPU work, and so its noise, sma
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,6 +39,7 @@ import numpy as np
 import pytest
 
 from pytest_lfm import bench
+from pytest_lfm.server.reference import ReferenceProcess
 
 TTFT_DELAY_MS = 50.0
 TPOT_DELAY_MS = 5.0
@@ -53,31 +52,12 @@ OUTPUT_LEN = 32
 IDLE_S = 0.2  # the pause before each delayed request (see the module docstring)
 
 
-def _start(*extra: str) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, "-m", "pytest_lfm.reference", "--variant", "1.2B-Instruct",
-                             "--port", "0", "--announce", "--watch-parent", *extra],
-                            stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith("LFM_REFERENCE_READY port="):
-        proc.kill()
-        pytest.fail(f"reference server did not start: {line!r}")
-    return proc, f"http://127.0.0.1:{int(line.strip().split('=')[1])}"
-
-
 @pytest.fixture(scope="module")
 def servers() -> Iterator[tuple[str, str]]:
     """(baseline URL, delayed URL)."""
-    base_proc, base_url = _start()
-    try:
-        delayed_proc, delayed_url = _start("--ttft-delay-ms", str(TTFT_DELAY_MS), "--tpot-delay-ms", str(TPOT_DELAY_MS))
-    except BaseException:
-        base_proc.kill()
-        raise
-    yield base_url, delayed_url
-    for proc in (base_proc, delayed_proc):
-        proc.terminate()
-        proc.wait(timeout=10)
+    with ReferenceProcess("1.2B-Instruct") as base, \
+            ReferenceProcess("1.2B-Instruct", ttft_delay_ms=TTFT_DELAY_MS, tpot_delay_ms=TPOT_DELAY_MS) as delayed:
+        yield base.base_url, delayed.base_url
 
 
 @dataclass

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import socket
 import time
-from typing import Any
 
 import pytest
 from fake_server import fake_server, sglang_like
+from harness import Suite
 
 from pytest_lfm import options as o
 from pytest_lfm.config import Secret, resolve
@@ -270,7 +270,7 @@ def test_fixture_checkpoint_means_random_weights(pytester: pytest.Pytester) -> N
     result.stdout.fnmatch_lines(["*needs real weights; 1.2B-Instruct is served by a fixture checkpoint (random weights)*"])
 
 
-def test_reference_version_is_emulated_and_gates_apply(suite: Any) -> None:
+def test_reference_version_is_emulated_and_gates_apply(suite: Suite) -> None:
     """--lfm-reference-version 0.5.10: media errors answer 500 there, so the bad-media cases are the declared
     strict expected failures rather than failures (and pass as checks on the default 0.5.23)."""
     old = suite("test_vision.py", variants=["VL-450M"], version="0.5.10", extra=["-k", "bad_image_input"])

@@ -9,26 +9,22 @@ section and the message normalisation are unit-tested in ``tests/test_report_dif
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from harness import clean_env, run_pytest, suite_args
 
 from pytest_lfm.__main__ import build_parser, main
-from pytest_lfm.paths import suite_module
 from pytest_lfm.reporting import load_report
 
 VARIANTS = ("1.2B-Instruct", "VL-1.6B")
 
 
 def _run(out: Path, *faults: str) -> Path:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("LFM_") and k != "PYTEST_ADDOPTS"}
-    args = [sys.executable, "-m", "pytest", str(suite_module("test_protocol.py")), "--lfm-server=reference",
-            f"--lfm-report={out}", "-p", "no:cacheprovider", "-q"]
-    args += [f"--lfm-variant={v}" for v in VARIANTS] + [f"--lfm-reference-fault={f}" for f in faults]
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=600, env=clean, check=False)
+    args = suite_args(["test_protocol.py"], report_dir=out, variants=VARIANTS, faults=faults)
+    proc = run_pytest(args, cwd=out.parent, env=clean_env())
     assert (out / "report.json").is_file(), proc.stdout[-3000:] + proc.stderr[-3000:]
     return out / "report.json"
 

@@ -14,12 +14,10 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-from pytest_lfm.paths import suite_module
+from harness import clean_env, run_pytest, suite_args
 
 VARIANTS = ("1.2B-Instruct", "VL-1.6B")
 INSTALL = "apt-get install -y chromium"
@@ -65,11 +63,8 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """matrix.html of a run of two variants with one fault (usage_wrong)."""
     chromium()
     base = tmp_path_factory.mktemp("html")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LFM_") and k != "PYTEST_ADDOPTS"}
-    args = [sys.executable, "-m", "pytest", str(suite_module("test_protocol.py")), "--lfm-server=reference",
-            f"--lfm-report={base / 'report'}", "-p", "no:cacheprovider", "-q", "--lfm-reference-fault=usage_wrong"]
-    args += [f"--lfm-variant={v}" for v in VARIANTS]
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env, check=False)
+    args = suite_args(["test_protocol.py"], report_dir=base / "report", variants=VARIANTS, faults=["usage_wrong"])
+    proc = run_pytest(args, cwd=base, env=clean_env())
     html_path = base / "report" / "matrix.html"
     assert html_path.is_file(), proc.stdout[-3000:] + proc.stderr[-3000:]
     return html_path

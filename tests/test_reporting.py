@@ -8,9 +8,7 @@ with the ``usage_wrong`` fault (the usage arithmetic checks fail) or without fau
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,6 +16,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from harness import clean_env, run_pytest, suite_args
 
 from pytest_lfm import expectations
 from pytest_lfm.errors import LfmUsageError
@@ -49,12 +48,8 @@ USAGE_CHECKS = ("test_chat_completion_shape", "test_stream_order")
 def run_protocol(out: Path, *, faults: Iterable[str] = (), extra: Iterable[str] = (),
                  env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run conformance/protocol/test_protocol.py against reference servers for VARIANTS, report into ``out``."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("LFM_") and k != "PYTEST_ADDOPTS"}
-    args = [sys.executable, "-m", "pytest", str(suite_module("test_protocol.py")), "--lfm-server=reference",
-            f"--lfm-report={out}", "-p", "no:cacheprovider", "-q"]
-    args += [f"--lfm-variant={v}" for v in VARIANTS] + [f"--lfm-reference-fault={f}" for f in faults] + list(extra)
-    return subprocess.run(args, capture_output=True, text=True, timeout=600, env={**clean, **(env or {})},
-                          cwd=out.parent, check=False)
+    args = suite_args(["test_protocol.py"], report_dir=out, variants=VARIANTS, faults=faults, extra=extra)
+    return run_pytest(args, cwd=out.parent, env=clean_env(env))
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +119,7 @@ def test_junitxml_carries_variant_hardware_and_version(faulty: tuple[Path, subpr
         assert props["lfm_variant"] in VARIANTS, props
         assert props["lfm_hardware"] == "unknown"
         assert props["lfm_sglang_version"] == "0.5.23"
-        assert props["lfm_target"] in case.get("name", "")
+        assert str(props["lfm_target"]) in (case.get("name") or "")
 
 
 def test_known_failures_as_data_xfail_and_unexpected_pass(tmp_path: Path) -> None:

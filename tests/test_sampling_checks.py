@@ -3,12 +3,12 @@ tests/test_faults.py); the row whose message is the SDK's own is shown here."""
 
 from __future__ import annotations
 
-from typing import Any
+from harness import Suite
 
 MODULE = "test_sampling.py"
 
 
-def test_preset_check_fails_when_extra_body_rejected(suite: Any) -> None:
+def test_preset_check_fails_when_extra_body_rejected(suite: Suite) -> None:
     """The SDK-based preset check (lfm_chat sends extra_body) fails when the server refuses the fields."""
     run = suite(MODULE, faults=["extra_body_rejected"], extra=["-k", "test_recommended_preset_accepted"])
     outcome = run.outcome("test_recommended_preset_accepted[1.2B-Instruct]")

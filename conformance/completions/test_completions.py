@@ -13,9 +13,8 @@ import pytest
 
 from pytest_lfm.assertions import expect_equal, expect_status, expect_true, fail
 from pytest_lfm.client import LfmHttp
+from pytest_lfm.inputs import SEED_PROMPT
 from pytest_lfm.server.base import Target
-
-SEED_PROMPT = "The capital of France is"  # cookbook §3.5
 
 
 def complete(http: LfmHttp, target: Target, **fields: Any) -> dict[str, Any]:

@@ -88,9 +88,9 @@ def perf_scale() -> float:
 
 
 def _guard_reference(target: Target) -> None:
-    if target.is_engine:  # the benchmark drives the HTTP API (as the plugin skips lfm_http checks there)
+    if not target.has_http:  # the benchmark drives the HTTP API (as the plugin skips lfm_http checks there)
         pytest.skip(HTTP_SKIP + " (the benchmark sends HTTP requests)")
-    if target.is_reference and os.environ.get("LFM_PERF_REFERENCE", "") not in ("1", "true", "yes"):
+    if target.is_test_double and os.environ.get("LFM_PERF_REFERENCE", "") not in ("1", "true", "yes"):
         pytest.skip("performance checks measure GPU servers; the reference server is a CPU test double "
                     "(set LFM_PERF_REFERENCE=1 to exercise the harness against it)")
 

@@ -36,7 +36,7 @@ WEATHER_TOOL = {"type": "function", "function": {
     "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}}}
 MAX_TOKENS = 256  # room to close the think block and answer on the reference server
 TRUNCATE_AT = 24  # inside any think block: past "<think>", before "</think>"
-THINKING_OFF = {"enable_thinking": False}
+THINKING_OFF: dict[str, Any] = {"enable_thinking": False}
 FORCED = [c for c in load_cases("reasoning") if "raw" in c.data]
 TAGS = (THINK_START, THINK_END)
 MARKUP = (BOT, EOT, "get_weather(")
@@ -222,6 +222,9 @@ def test_truncated_thinking_is_all_reasoning(lfm_http: LfmHttp, stream: bool) ->
     """``max_tokens`` hit inside the think block: ``finish_reason`` "length", everything in
     ``reasoning_content`` and empty content (§2: no ``</think>`` means truncated reasoning)."""
     fields = {"temperature": 0, "max_tokens": TRUNCATE_AT}
+    finish: str | None
+    reasoning: str | None
+    content: str | None
     if stream:
         s = _stream(lfm_http, QUESTION, **fields)
         finish, reasoning, content = s.finish_reason, s.reasoning, s.content
@@ -332,7 +335,7 @@ def _calls(tool_calls: list[dict[str, Any]]) -> list[tuple[str, Any]]:
             args = json.loads(fn.get("arguments") or "")
         except ValueError:
             args = fn.get("arguments")
-        out.append((fn.get("name"), args))
+        out.append((str(fn.get("name")), args))
     return out
 
 
@@ -349,6 +352,9 @@ def test_tool_call_after_reasoning_forced(lfm_http: LfmHttp, lfm_variant: Varian
     if stream:
         s = _stream(lfm_http, WEATHER, **body)
         _expect_reasoning_first("streamed order of reasoning and the tool call", s)
+        reasoning: str | None
+        content: str | None
+        finish: str | None
         reasoning, content, calls, finish = s.reasoning, s.content, s.tool_calls(), s.finish_reason
     else:
         r = lfm_http.chat(WEATHER, **body)
@@ -368,7 +374,7 @@ def test_tool_call_after_reasoning_natural(lfm_http: LfmHttp, lfm_target: Target
     the tool; the call is in ``tool_calls`` and no tool-call markup or think tag is in content or
     reasoning_content (§2, §5). Needs meaningful model output: real weights or the reference server
     (a random-weight model never closes its think block)."""
-    if not (lfm_target.is_reference or lfm_target.real_weights):
+    if not lfm_target.coherent_output:
         pytest.skip(f"needs real weights; {lfm_target.id} is a random-weight checkpoint")
     r = lfm_http.chat(WEATHER, temperature=0, max_tokens=1024, tools=[WEATHER_TOOL], tool_choice="auto")
     msg = message_of(r)

@@ -36,6 +36,7 @@ from pytest_lfm.client import LfmHttp, message_of
 from pytest_lfm.config import LfmConfig
 from pytest_lfm.hardware import get_hardware, hardware_ids
 from pytest_lfm.imageserver import ImageServer, closed_port, images_dir
+from pytest_lfm.inputs import k_of_n
 from pytest_lfm.server.base import Target
 from pytest_lfm.variants import load_variants
 
@@ -45,7 +46,6 @@ MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp
 # Image tokens of one picture: LFM2-VL takes 64-256 tokens per tile (min_image_tokens 64); a 256x256
 # picture is one tile of 64 tokens. Half of that is a safe lower bound for "the image was counted".
 MIN_IMAGE_TOKENS = 32
-K_OF_N = (2, 3)
 TEXT_ONLY = [v.id for v in load_variants() if not v.supports("vision")]
 WEATHER_TOOL = {"type": "function", "function": {
     "name": "get_weather", "description": "Get the current weather for a city",
@@ -104,7 +104,7 @@ def expect_answer(what: str, resp: dict[str, Any], target: Target | None = None)
     msg = message_of(resp)
     text = str(msg.get("content") or "")
     usage = resp.get("usage") or {}
-    if target is not None and not target.real_weights and not target.is_reference:
+    if target is not None and not target.coherent_output:
         ok = bool(text) or bool(msg.get("tool_calls")) or int(usage.get("completion_tokens") or 0) > 0
         wanted = "at least one generated token (random-weight checkpoint)"
     else:
@@ -122,20 +122,8 @@ def prompt_tokens(resp: dict[str, Any]) -> int:
 
 def reads_pixels(target: Target) -> None:
     """Skip content checks on checkpoints with random weights (they cannot name what they see)."""
-    if not target.real_weights and not target.is_reference:
+    if not target.coherent_output:
         pytest.skip("content check: needs real weights (or the reference server's pixel-reading toy model)")
-
-
-def k_of_n(ask: Callable[[], str], ok: Callable[[str], bool], record: Callable[[str, object], None],
-           what: str, expected: str) -> None:
-    """Ask n times with the recommended sampling; pass when at least k answers are right."""
-    __tracebackhide__ = True
-    k, n = K_OF_N
-    answers = [ask() for _ in range(n)]
-    hits = sum(1 for a in answers if ok(a))
-    record("lfm_statistic", f"{what}: {hits}/{n} correct (need {k}/{n}) with the recommended sampling")
-    if hits < k:
-        fail(f"{what}: {hits} of {n} answers right", f"at least {k} of {n} answers with {expected}", answers)
 
 
 def health_and_image_ok(lfm_http: LfmHttp, what: str) -> None:
@@ -270,7 +258,7 @@ def test_same_image_twice_same_greedy_answer(lfm_http: LfmHttp) -> None:
     first = content_of(greedy(lfm_http, [user(DESCRIBE, a)]))
     second = content_of(greedy(lfm_http, [user(DESCRIBE, a)]))
     expect_equal("greedy answer to the same image, second time (cache hit)", first, second)
-    if not lfm_http.target.real_weights and not lfm_http.target.is_reference:
+    if not lfm_http.target.coherent_output:
         return  # a random-weight checkpoint need not answer two pictures differently: cache-hit part only
     other = content_of(greedy(lfm_http, [user(DESCRIBE, b)]))
     expect_true("a different image of the same size gives a different greedy answer", other != first,

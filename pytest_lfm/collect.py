@@ -1,0 +1,88 @@
+"""Collect what the report needs during a run: one :class:`TargetInfo` per cell and one :class:`CheckResult`
+per check outcome; write the report and the terminal summary at the end.
+
+:class:`ResultCollector` is registered as a plugin object per session (``pytest_configure``), so the
+``pytest_runtest_logreport`` hook, which gets no config argument, appends to that session's own list: no
+module-level state. On an xdist run the controller receives every worker's reports and writes the report.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_lfm.config import LfmConfig
+from pytest_lfm.outcomes import check_result
+from pytest_lfm.reporting import OUTCOMES, CheckResult, TargetInfo, cell_status, write_report
+from pytest_lfm.server.base import Target
+from pytest_lfm.targets import planned_ids
+from pytest_lfm.variants import get_variant
+
+PLUGIN_NAME = "lfm-results"
+
+
+class ResultCollector:
+    """The per-session sink of check results (a pytest plugin object)."""
+
+    def __init__(self, results: list[CheckResult]) -> None:
+        self.results = results
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Collect each check's outcome (on the xdist controller, the workers' reports arrive here)."""
+        result = check_result(report)
+        if result is not None:
+            self.results.append(result)
+
+
+def info_of(t: Target) -> TargetInfo:
+    """The report's description of one target."""
+    return TargetInfo(id=t.id, variant=t.variant.id, hardware=t.hardware, sglang_version=t.version,
+                      base_url=t.base_url, mode=t.kind, server_args=dict(t.server_args))
+
+
+def target_infos(cfg: LfmConfig, targets: list[Target], controller: bool) -> list[TargetInfo]:
+    """One info per target; the xdist controller, which starts no reference servers (each worker starts its
+    own), lists the planned reference cells too."""
+    infos = [info_of(t) for t in targets]
+    if controller and cfg.uses_reference:
+        known = {i.id for i in infos}
+        for tid in planned_ids(cfg):
+            if tid not in known:
+                v = get_variant(tid)
+                infos.append(TargetInfo(id=v.id, variant=v.id, hardware=cfg.hardware or "unknown",
+                                        sglang_version=cfg.reference_version, base_url="(one per xdist worker)",
+                                        mode="reference"))
+    return infos
+
+
+def header_lines(cfg: LfmConfig | None, infos: list[TargetInfo]) -> list[str]:
+    """``pytest_report_header``: one line per target (URL, variant, SGLang version, hardware)."""
+    if cfg is None or not cfg.has_target:
+        return ["lfm: no target (pass --lfm-server=HOST:PORT or --lfm-server=reference)"]
+    lines = [f"lfm: {i.id}: {i.base_url} variant={i.variant} sglang={i.sglang_version or 'unknown'} "
+             f"hardware={i.hardware} mode={i.mode}" for i in infos]
+    if cfg.faults:
+        lines.append(f"lfm: reference fault modes: {', '.join(cfg.faults)}")
+    return lines
+
+
+def write(report_dir: Path, infos: list[TargetInfo], results: list[CheckResult], reporter: Any | None) -> Path:
+    """Write report.json, matrix.md and matrix.html and say where."""
+    path = write_report(report_dir, infos, results)
+    if reporter is not None:
+        reporter.write_line(f"lfm: report written to {path}, {path.with_name('matrix.md')} and "
+                            f"{path.with_name('matrix.html')}")
+    return path
+
+
+def summary_lines(infos: list[TargetInfo], results: list[CheckResult]) -> list[str]:
+    """``pytest_terminal_summary``: one line per cell, its status and outcome counts."""
+    lines: list[str] = []
+    for info in infos:
+        mine = [r for r in results if r.target == info.id]
+        counts = {k: sum(1 for r in mine if r.outcome == k) for k in OUTCOMES}
+        summary = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+        lines.append(f"{info.id:16s} {cell_status(counts):9s} {summary}")
+    return lines
