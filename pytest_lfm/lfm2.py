@@ -238,7 +238,10 @@ def _parse_pythonic_block(
 ) -> list[ParsedCall]:
     tree = _safe_parse(content)
     if tree is None and dialect.recovery:
-        tree = _safe_parse(_recover(content))
+        for candidate in _recovery_candidates(content):
+            tree = _safe_parse(candidate)
+            if tree is not None:
+                break
     if tree is None:
         return _salvage(content, names, dialect, forward_unknown) if dialect.recovery else []
     body = tree.body
@@ -406,16 +409,109 @@ def _escape_raw_controls(source: str) -> str:
 _ZERO_PADDED = re.compile(r"(?<=[=\[,(:\s])0+(\d+)(?=\s*[,)\]}])")
 
 
-def _recover(source: str) -> str:
-    fixed = _escape_raw_controls(source)
-    fixed = _ZERO_PADDED.sub(r"\1", fixed)
-    fixed = _KEYWORD_PARAM.sub(lambda m: m.group(1) + _KW_SUFFIX + "=", fixed)
-    return fixed
 
 
-def _split_top_level(source: str) -> list[str]:
+_QUOTE_FOLLOWERS = frozenset(",)]}:")
+
+
+def _unescaped(text: str, start: int, quote: str) -> list[int]:
+    """Positions of ``quote`` from ``start`` on that no backslash escapes."""
+    found, i = [], start
+    while i < len(text):
+        if text[i] == "\\":
+            i += 2
+            continue
+        if text[i] == quote:
+            found.append(i)
+        i += 1
+    return found
+
+
+def _closes(text: str, pos: int) -> bool:
+    """Whether a quote at ``pos`` can end a string: the next non-space character is one of ``,)]}:``."""
+    k = pos + 1
+    while k < len(text) and text[k].isspace():
+        k += 1
+    return k < len(text) and text[k] in _QUOTE_FOLLOWERS
+
+
+def _call_count(tree: ast.Expression) -> int:
+    body = tree.body
+    if isinstance(body, ast.List):
+        return sum(isinstance(e, ast.Call) for e in body.elts)
+    return 1 if isinstance(body, ast.Call) else 0
+
+
+def _requote(text: str) -> str | None:
+    """Nested same-style quotes in a string argument (``command='sed -n '1,2p' f'``), re-escaped when exactly
+    one closing quote makes the block parse without losing a sibling call (0.5.19's nested-quote step)."""
+    expected = len(_split_top_level(text, respect_strings=False))
+    i = 0
+    while i < len(text):
+        quote = text[i]
+        if quote not in "\"'":
+            i += 1
+            continue
+        closers = _unescaped(text, i + 1, quote)
+        if not closers:
+            return None
+        if _closes(text, closers[0]):
+            i = closers[0] + 1
+            continue
+        winners = []
+        for close in (c for c in closers if _closes(text, c)):
+            interior = "".join("\\" + ch if ch == quote and not _odd_backslashes(text, j) else ch
+                               for j, ch in enumerate(text[i + 1: close], start=i + 1))
+            candidate = text[:i] + quote + interior + quote + text[close + 1:]
+            tree = _safe_parse(_escape_raw_controls(candidate))
+            if tree is None or (expected > 1 and _call_count(tree) < expected):
+                continue
+            winners.append(candidate)
+        return winners[0] if len(winners) == 1 else None
+    return None
+
+
+def _odd_backslashes(text: str, index: int) -> bool:
+    n, j = 0, index - 1
+    while j >= 0 and text[j] == "\\":
+        n, j = n + 1, j - 1
+    return n % 2 == 1
+
+
+def _recovery_candidates(source: str) -> list[str]:
+    """0.5.19's recovery ladder, in order: control characters escaped and zero padding removed; nested
+    quotes re-escaped; Python-keyword parameter names renamed (then nested quotes again)."""
+    base = _escape_raw_controls(_ZERO_PADDED.sub(r"\1", source))
+    out = [base]
+    requoted = _requote(base)
+    if requoted is not None:
+        out.append(_escape_raw_controls(requoted))
+    for text in list(out):
+        renamed = _KEYWORD_PARAM.sub(lambda m: m.group(1) + _KW_SUFFIX + "=", text)
+        if renamed != text:
+            out.append(renamed)
+            again = _requote(renamed)
+            if again is not None:
+                out.append(_escape_raw_controls(again))
+    return out
+
+
+def _split_top_level(source: str, respect_strings: bool = True) -> list[str]:
+    if not respect_strings:
+        source = source.strip()
+        if source.startswith("[") and source.endswith("]"):
+            source = source[1:-1]
     parts, depth, quote, escaped, start = [], 0, None, False, 0
     for i, ch in enumerate(source):
+        if not respect_strings:
+            if ch in "([{":
+                depth += 1
+            elif ch in ")]}":
+                depth -= 1
+            elif ch == "," and depth == 0:
+                parts.append(source[start:i])
+                start = i + 1
+            continue
         if quote:
             if escaped:
                 escaped = False
@@ -443,7 +539,11 @@ def _salvage(content: str, names: Sequence[str], dialect: Dialect, forward_unkno
         inner = inner[1:-1]
     calls = []
     for position, piece in enumerate(_split_top_level(inner)):
-        tree = _safe_parse(_recover(piece))
+        tree = None
+        for candidate in (piece, *_recovery_candidates(piece)):
+            tree = _safe_parse(candidate)
+            if tree is not None:
+                break
         if tree is not None and isinstance(tree.body, ast.Call):
             call = _convert_call(tree.body, position, names, dialect, forward_unknown)
             if call is not None:

@@ -59,7 +59,6 @@ FAULT_CASES: dict[str, tuple[list[str], list[tuple[str, tuple[str, ...]]]]] = {
     ]),
     "thinking_not_forced": (["1.2B-Thinking"], [
         ("test_missing_open_tag_differs_between_parsers[", ("qwen3-thinking",)),
-        ("test_separate_reasoning_corpus[1.2B-Thinking-no-tags-qwen3-thinking]", ("plain",)),
         ("test_untagged_start_roundtrip_property[", ("qwen3-thinking",)),
     ]),
     "reasoning_text_stripped": (["8B-A1B"], [
