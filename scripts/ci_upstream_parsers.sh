@@ -12,7 +12,8 @@
 #      that release's FunctionCallParser / ReasoningParser and makes /server_info report its version, so
 #      the version gates and known-failure expectations apply to it. One variant per parser configuration:
 #      8B-A1B (qwen3 + lfm2), 1.2B-Thinking (qwen3-thinking + lfm2), 1.2B-Instruct (lfm2 only).
-# Releases run LFM_SWEEP_JOBS at a time (default 2); each writes its log to $LFM_SWEEP_LOGS/VERSION.log.
+# Releases run LFM_SWEEP_JOBS at a time (default 2); each writes its log to $LFM_SWEEP_LOGS/VERSION.log and its
+# report to $LFM_SWEEP_LOGS/VERSION.report/ (report.json, matrix.md), for `python -m pytest_lfm diff`.
 # At the end a table (scripts/sweep_summary.py) gives, per release, passed / failed / xfailed / xpassed /
 # skipped / errors and the seconds it took (install, load and checks), then each red release's failing
 # check ids (FAILED, ERROR, XPASS: a strict expected failure that passed); LOGS/SWEEP.md has them all.
@@ -54,7 +55,8 @@ if [[ "${1:-}" == "--one" ]]; then
     args=()
     for v in "${VARIANTS[@]}"; do args+=("--lfm-variant=$v"); done
     "$PYTHON" -m pytest "${CHECKS[@]}" --lfm-server=reference --lfm-reference-parsers="$ROOT/$version" \
-        "${args[@]}" -p no:cacheprovider -q -rfxXE --tb=short > "$logdir/$version.log" 2>&1
+        "${args[@]}" --lfm-report="$logdir/$version.report" -p no:cacheprovider -q -rfxXE --tb=short \
+        > "$logdir/$version.log" 2>&1
     echo $? > "$logdir/$version.rc"
     echo $(( $(date +%s) - start )) > "$logdir/$version.seconds"
     echo "    sglang $version: pytest exit code $(cat "$logdir/$version.rc") in $(cat "$logdir/$version.seconds")s"
