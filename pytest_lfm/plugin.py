@@ -226,16 +226,14 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
                 reason = skip_reason(mark.name, mark.args, target)
                 if reason:
                     item.add_marker(pytest.mark.skip(reason=reason))
+        from pytest_lfm.expectations import case_gate_skip, known_failure_mark
+
         case = callspec.params.get("case") if callspec else None
         if isinstance(case, Case):
             section = case.section
-            if case.sglang and not target.version_matches(case.sglang):
-                item.add_marker(pytest.mark.skip(
-                    reason=f"case {case.id} applies to SGLang {case.sglang}; server reports {target.version}"))
-            elif case.xfail and target.version_matches(case.xfail.sglang):
-                item.add_marker(pytest.mark.xfail(strict=True, reason=f"{case.xfail.reason} ({case.xfail.link})"))
-        from pytest_lfm.expectations import known_failure_mark
-
+            gated = case_gate_skip(case, target)  # the case's release-fact gate (pytest_lfm/releases.py)
+            if gated:
+                item.add_marker(pytest.mark.skip(reason=gated))
         known = known_failure_mark(item, target)  # conformance/expectations/known_failures.toml
         if known is not None:
             item.add_marker(known)

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import jsonschema
-from packaging.version import Version
 
 from pytest_lfm import lfm2
 from pytest_lfm.reference import tokenizer as tok
@@ -32,6 +31,7 @@ from pytest_lfm.reference.planner import ChatPlanInput, plan_chat, plan_completi
 from pytest_lfm.reference.template import render_chat
 from pytest_lfm.reference.validation import ClientError, verify_sampling
 from pytest_lfm.reference.vision import ImageFacts, MediaError, facts_from_bytes, load_image_bytes
+from pytest_lfm.releases import has_fact
 from pytest_lfm.variants import Variant
 
 ROLES = {"user", "system", "assistant", "tool", "function", "developer", "latest_reminder", "root"}
@@ -57,11 +57,15 @@ class ServerState:
     media_wedged: bool = False
     # the tool-call and reasoning parsers: the project's (pytest_lfm.lfm2, default) or a real SGLang
     # release's (pytest_lfm.reference.upstream.UpstreamParsers, ``--parsers sglang``)
-    parsers: Any = field(default_factory=lambda: ProjectParsers())
+    parsers: Any = None  # None: ProjectParsers emulating ``version`` (set in __post_init__)
     # injected latency (``--ttft-delay-ms`` / ``--tpot-delay-ms``), applied by the SSE writer in app.py: the
     # first token chunk waits ttft, each later one tpot more (absolute schedule), for the bench's accuracy tests
     ttft_delay_ms: float = 0.0
     tpot_delay_ms: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.parsers is None:
+            self.parsers = ProjectParsers(lfm2.Dialect.for_version(self.version))
 
     @property
     def model_name(self) -> str:
@@ -478,8 +482,7 @@ def _format_calls(calls: Sequence[lfm2.ParsedCall], st: ServerState, stream: boo
 
 
 def _renumbers_tool_index(st: ServerState) -> bool:
-    v = lfm2.parse_version(st.version)
-    return v is None or v >= Version("0.5.23")
+    return has_fact("chat-tool-call-index-is-ordinal", st.version)
 
 
 def _map_strings(value: Any, fn: Any) -> Any:
@@ -947,7 +950,8 @@ def separate_reasoning(body: Mapping[str, Any], st: ServerState) -> dict[str, An
     if "thinking_not_forced" in st.faults:
         parser = "qwen3"
     if "think_start_removed_everywhere" in st.faults or "reasoning_text_stripped" in st.faults:
-        split = lfm2.split_reasoning(text, parser, strip_all_think="think_start_removed_everywhere" in st.faults)
+        split = lfm2.split_reasoning(text, parser, strip_all_think="think_start_removed_everywhere" in st.faults,
+                                     dialect=st.dialect)
         if "reasoning_text_stripped" in st.faults:
             split = lfm2.ReasoningSplit(split.reasoning_text.strip(), split.text.strip())
         return {"reasoning_text": split.reasoning_text, "text": split.text}
@@ -962,6 +966,9 @@ class ProjectParsers:
     """
 
     name = "project"
+
+    def __init__(self, dialect: lfm2.Dialect | None = None) -> None:
+        self.dialect = dialect or lfm2.Dialect()
 
     def check_tool_call_parser(self, parser: Any) -> None:
         """400 for a tool-call parser other than ``lfm2`` (and SGLang's generic ``pythonic``)."""
@@ -984,7 +991,7 @@ class ProjectParsers:
 
     def separate_reasoning(self, text: str, parser: str, return_blocks: bool = False) -> dict[str, Any]:
         """``/separate_reasoning`` (no serving-layer forcing for ``qwen3``)."""
-        split = lfm2.split_reasoning(text, parser)
+        split = lfm2.split_reasoning(text, parser, dialect=self.dialect)
         out: dict[str, Any] = {"reasoning_text": split.reasoning_text, "text": split.text}
         if return_blocks:
             out["reasoning_blocks"] = [split.reasoning_text] if split.reasoning_text else []
@@ -1001,7 +1008,7 @@ class ProjectParsers:
     def split_reasoning(self, text: str, parser: str, force: bool | None = None,
                         strip_all_think: bool = False) -> lfm2.ReasoningSplit:
         """Non-streaming chat reasoning split."""
-        return lfm2.split_reasoning(text, parser, force=force, strip_all_think=strip_all_think)
+        return lfm2.split_reasoning(text, parser, force=force, strip_all_think=strip_all_think, dialect=self.dialect)
 
     def streaming_tools(self, tools: Sequence[Mapping[str, Any]], dialect: lfm2.Dialect) -> lfm2.StreamingToolParser:
         """Streaming chat tool parser."""
@@ -1011,7 +1018,7 @@ class ProjectParsers:
                             leak_think_start: bool = True) -> lfm2.StreamingReasoningParser:
         """Streaming chat reasoning parser."""
         return lfm2.StreamingReasoningParser(parser, force=force, stream_reasoning=stream_reasoning,
-                                             leak_think_start=leak_think_start)
+                                             leak_think_start=leak_think_start, dialect=self.dialect)
 
 
 def tokenize(body: Mapping[str, Any], st: ServerState) -> dict[str, Any]:
@@ -1086,7 +1093,6 @@ def media_error(exc: MediaError, st: ServerState) -> ClientError:
     """Client media errors are 400 (0.5.23 by its code, 0.5.17 as run on an H100); 0.5.10 answered 500
     (``RuntimeError``)."""
     message = f"An exception occurred while loading multimodal data: {exc}"
-    old = lfm2.parse_version(st.version)
-    if "bad_media_500" in st.faults or (old is not None and old < lfm2.parse_version("0.5.17")):  # type: ignore[operator]
+    if "bad_media_500" in st.faults or not has_fact("media-errors-400", st.version):
         return ClientError("Internal server error: " + message, type_="InternalServerError", status=500)
     return ClientError(message)
