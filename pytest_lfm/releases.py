@@ -13,7 +13,8 @@ Every version gate and every known failure refers to a fact by name, never to a 
     fact = "!lfm2-robust-detector"     # the server still has the old behaviour
     fact = ["a", "!b"]                 # all of them (a behaviour that came with a and left with b)
 
-An unknown or unparsable server version counts as the newest release (every fact present).
+An unknown or unparsable server version counts as the newest release (every fact present). A version
+between two known releases (0.5.13 before 0.5.13.post1) is placed by version order.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
 
 import jsonschema
 from packaging.version import InvalidVersion, Version
@@ -184,14 +184,3 @@ def describe_gate(gate: FactGate) -> str:
         f = fact(ref.removeprefix("!"))
         parts.append(f"{ref} (SGLang {'<' if ref.startswith('!') else '>='} {f.since})")
     return " and ".join(parts)
-
-
-def gate_releases(gate: FactGate) -> tuple[str, ...]:
-    """The known releases on which the gate holds."""
-    return tuple(r for r in known_releases() if gate_holds(gate, r))
-
-
-def describe() -> list[dict[str, Any]]:
-    """The facts as plain dicts (for ``--help``-style listings and reports)."""
-    return [{"name": f.name, "since": f.since, "area": f.area, "old": f.old, "new": f.new, "link": f.link}
-            for f in all_facts()]
