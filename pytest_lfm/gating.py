@@ -13,7 +13,7 @@ import pytest
 
 from pytest_lfm.cases import Case
 from pytest_lfm.engine import HTTP_SKIP
-from pytest_lfm.expectations import known_failure_mark
+from pytest_lfm.expectations import case_gate_skip, known_failure_mark
 from pytest_lfm.markers import MARKERS, MarkerError, skip_reason, validate
 from pytest_lfm.server.base import Target
 
@@ -64,11 +64,9 @@ def gate(item: pytest.Item, target: Target) -> None:
             item.add_marker(pytest.mark.skip(reason=reason))
     case = item_case(item)
     if case is not None:
-        if case.sglang and not target.version_matches(case.sglang):
-            item.add_marker(pytest.mark.skip(
-                reason=f"case {case.id} applies to SGLang {case.sglang}; server reports {target.version}"))
-        elif case.xfail and target.version_matches(case.xfail.sglang):
-            item.add_marker(pytest.mark.xfail(strict=True, reason=f"{case.xfail.reason} ({case.xfail.link})"))
+        gated = case_gate_skip(case, target)  # the case's release-fact gate (pytest_lfm/releases.py)
+        if gated:
+            item.add_marker(pytest.mark.skip(reason=gated))
     known = known_failure_mark(item, target)  # conformance/expectations/known_failures.toml
     if known is not None:
         item.add_marker(known)

@@ -30,7 +30,7 @@ def test_help_lists_every_option(pytester: pytest.Pytester) -> None:
 
 def test_markers_are_registered(pytester: pytest.Pytester) -> None:
     text = pytester.runpytest("--markers").stdout.str()
-    for name in ("lfm_requires(*capabilities)", "lfm_hardware(*targets)", "lfm_variants(*ids)", "lfm_sglang(specifier)"):
+    for name in ("lfm_requires(*capabilities)", "lfm_hardware(*targets)", "lfm_variants(*ids)", "lfm_fact(*facts)"):
         assert name in text
 
 
@@ -181,7 +181,7 @@ def test_tools(lfm_target):
 def test_only_vl(lfm_target):
     pass
 
-@pytest.mark.lfm_sglang(">=9.0")
+@pytest.mark.lfm_fact("!lfm2-robust-detector")
 def test_future(lfm_target):
     pass
 
@@ -203,13 +203,13 @@ def test_markers_skip_with_reasons(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines_random([
         "*needs vision; variant 1.2B-Instruct has*",
         "*only for VL-450M; server serves 1.2B-Instruct*",
-        "*needs SGLang >=9.0; server reports 0.5.23*",
+        "*needs SGLang with !lfm2-robust-detector (SGLang < 0.5.19); server reports 0.5.23*",
         "*GPU check for b200; server runs on unknown hardware*",
         "*needs real weights; 1.2B-Instruct is served by the reference server (random weights)*",
     ])
 
 
-@pytest.mark.parametrize("mark", ['lfm_requires("telepathy")', 'lfm_hardware("tpu")', 'lfm_sglang("~~1")',
+@pytest.mark.parametrize("mark", ['lfm_requires("telepathy")', 'lfm_hardware("tpu")', 'lfm_fact("no-such-fact")',
                                   'lfm_variants("9B")', "lfm_requires()"])
 def test_bad_marker_arguments_are_usage_errors(pytester: pytest.Pytester, mark: str) -> None:
     pytester.makepyfile(test_m=f"import pytest\n\n@pytest.mark.{mark}\ndef test_x(lfm_target):\n    pass\n")

@@ -129,8 +129,8 @@ def test_known_failures_as_data_xfail_and_unexpected_pass(tmp_path: Path) -> Non
     kf = tmp_path / "kf.toml"
     kf.write_text(
         '[[known_failure]]\ncheck = "test_protocol.py::test_chat_completion_shape"\nvariants = ["VL-*"]\n'
-        'sglang = ">=0.5"\nreason = "usage arithmetic off by one (test entry)"\nlink = "https://example.org/1"\n'
-        '[[known_failure]]\ncheck = "test_protocol.py::test_stream_*"\nsglang = "<0.5"\n'
+        'reason = "usage arithmetic off by one (test entry)"\nlink = "https://example.org/1"\n'
+        '[[known_failure]]\ncheck = "test_protocol.py::test_stream_*"\nfact = "!lfm2-robust-detector"\n'
         'reason = "applies to old versions only (test entry)"\nlink = "https://example.org/2"\n')
     env = {expectations.ENV_VAR: str(kf)}
     proc = run_protocol(tmp_path / "faulty", faults=["usage_wrong"], env=env)
@@ -156,7 +156,7 @@ def test_known_failures_as_data_xfail_and_unexpected_pass(tmp_path: Path) -> Non
 
 def test_known_failure_for_missing_check_is_a_usage_error(tmp_path: Path) -> None:
     kf = tmp_path / "kf.toml"
-    kf.write_text('[[known_failure]]\ncheck = "test_protocol.py::test_no_such_check"\nsglang = ">=0"\n'
+    kf.write_text('[[known_failure]]\ncheck = "test_protocol.py::test_no_such_check"\n'
                   'reason = "points at nothing (test entry)"\nlink = "https://example.org/3"\n')
     proc = run_protocol(tmp_path / "r", env={expectations.ENV_VAR: str(kf)})
     assert proc.returncode == 4, proc.stdout + proc.stderr
@@ -299,7 +299,7 @@ def _kf(tmp_path: Path, body: str) -> Path:
     return path
 
 
-ENTRY = ('[[known_failure]]\ncheck = "{check}"\nsglang = "{sglang}"\nreason = "a reason long enough"\n'
+ENTRY = ('[[known_failure]]\ncheck = "{check}"\n{fact}reason = "a reason long enough"\n'
          'link = "https://example.org/x"\n{extra}')
 
 
@@ -308,16 +308,17 @@ def test_shipped_known_failures_file_is_valid() -> None:
     expectations.load_file(expectations.default_path())
 
 
-@pytest.mark.parametrize(("check", "sglang", "extra", "error"), [
-    ("test_protocol.py::test_nope", ">=0", "", "matches no check in the suite"),
-    ("test_protocol.py::test_health", "0.5.x", "", "not a PEP 440 specifier"),
-    ("test_protocol.py::test_health", ">=0", 'variants = ["9B-Nope"]\n', "matches no known variant"),
-    ("test_health", ">=0", "", "does not match"),
-    ("test_protocol.py::test_health", ">=0", 'severity = "high"\n', "Additional properties"),
+@pytest.mark.parametrize(("check", "fact", "extra", "error"), [
+    ("test_protocol.py::test_nope", "", "", "matches no check in the suite"),
+    ("test_protocol.py::test_health", 'fact = "no-such-fact"\n', "", "unknown SGLang release fact"),
+    ("test_protocol.py::test_health", 'sglang = "<0.5.18"\n', "", "Additional properties"),
+    ("test_protocol.py::test_health", "", 'variants = ["9B-Nope"]\n', "matches no known variant"),
+    ("test_health", "", "", "does not match"),
+    ("test_protocol.py::test_health", "", 'severity = "high"\n', "Additional properties"),
 ])
-def test_bad_known_failure_entries_are_reported(tmp_path: Path, check: str, sglang: str, extra: str,
+def test_bad_known_failure_entries_are_reported(tmp_path: Path, check: str, fact: str, extra: str,
                                                error: str) -> None:
-    path = _kf(tmp_path, ENTRY.format(check=check, sglang=sglang, extra=extra))
+    path = _kf(tmp_path, ENTRY.format(check=check, fact=fact, extra=extra))
     with pytest.raises(LfmUsageError, match=error) as info:
         expectations.load_file(path)
     assert str(path) in str(info.value)
@@ -325,13 +326,15 @@ def test_bad_known_failure_entries_are_reported(tmp_path: Path, check: str, sgla
 
 def test_known_failure_patterns_match_check_names(tmp_path: Path) -> None:
     checks = frozenset({"test_t.py::test_a", "test_t.py::test_b"})
-    path = _kf(tmp_path, ENTRY.format(check="test_t.py::test_a[case-1]", sglang="<0.5.18",
+    path = _kf(tmp_path, ENTRY.format(check="test_t.py::test_a[case-1]", fact='fact = "!lfm2-robust-detector"\n',
                                       extra='variants = ["8B-A1B", "1.2B-Th*"]\n'))
     (entry,) = expectations.load_file(path, checks)
     assert entry.matches("test_t.py::test_a[case-1]", "test_t.py::test_a")
     assert not entry.matches("test_t.py::test_a[case-2]", "test_t.py::test_a")
     assert entry.applies_to_variant("1.2B-Thinking") and not entry.applies_to_variant("350M")
-    path = _kf(tmp_path, ENTRY.format(check="test_t.py::test_*", sglang=">=0", extra=""))
+    assert entry.applies_to_version("0.5.18") and not entry.applies_to_version("0.5.19")
+    assert not entry.applies_to_version(None)  # an unknown version counts as the newest release
+    path = _kf(tmp_path, ENTRY.format(check="test_t.py::test_*", fact="", extra=""))
     (entry,) = expectations.load_file(path, checks)
     assert entry.matches("test_t.py::test_b[x]", "test_t.py::test_b")
 

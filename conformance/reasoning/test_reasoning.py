@@ -26,6 +26,7 @@ from pytest_lfm.assertions import expect_equal, expect_true, fail
 from pytest_lfm.cases import Case, load_cases
 from pytest_lfm.client import LfmHttp, StreamResult, message_of
 from pytest_lfm.lfm2 import BOT, EOT, THINK_END, THINK_START, render_tool_calls
+from pytest_lfm.releases import has_fact
 from pytest_lfm.server.base import Target
 from pytest_lfm.variants import Variant
 
@@ -179,16 +180,18 @@ def test_stream_reasoning_false_sends_one_delta(lfm_http: LfmHttp, lfm_target: T
                                                 record_property: Any) -> None:
     """``stream_reasoning=false``: the reasoning arrives in exactly one delta, before any content, equal to the
     non-streaming reasoning, and the content deltas still concatenate to the non-streaming content (§2).
-    Before 0.5.23 that delta keeps the raw ``<think>`` tag (recorded on 0.5.17): tolerated there, and
-    pinned by the forced case ``stream-reasoning-false-one-delta`` (strict xfail on <0.5.23)."""
+    Before release fact ``stream-reasoning-false-strips-think`` (0.5.18) that delta keeps the raw ``<think>``
+    tag (recorded on 0.5.17): tolerated there, and pinned by the forced case
+    ``stream-reasoning-false-one-delta`` (a strict known failure there)."""
     stream = _stream(lfm_http, QUESTION, **_greedy(stream_reasoning=False))
     pieces = [d["reasoning_content"] for d in stream.deltas() if d.get("reasoning_content")]
     expected = message_of(natural).get("reasoning_content") or ""
     expect_equal("number of reasoning deltas with stream_reasoning=false", 1, len(pieces),
                  {"reasoning deltas": pieces[:5]})
     _expect_reasoning_first("reasoning order with stream_reasoning=false", stream)
-    if pieces[0] == THINK_START + expected and not lfm_target.version_matches(">=0.5.23"):
-        record_property("lfm_known_gap", "stream_reasoning=false delta starts with the raw <think> tag (<0.5.23)")
+    if pieces[0] == THINK_START + expected and not has_fact("stream-reasoning-false-strips-think", lfm_target.version):
+        record_property("lfm_known_gap", "stream_reasoning=false delta starts with the raw <think> tag "
+                                         "(!stream-reasoning-false-strips-think)")
     else:
         expect_equal("the one reasoning delta", expected, pieces[0])
     expect_equal("content with stream_reasoning=false", message_of(natural).get("content") or "", stream.content)

@@ -31,6 +31,7 @@ from pytest_lfm import lfm2
 from pytest_lfm.assertions import expect_equal, expect_true, fail
 from pytest_lfm.client import LfmHttp, StreamResult, message_of
 from pytest_lfm.inputs import WEATHER_Q, tools
+from pytest_lfm.releases import has_fact
 from pytest_lfm.server.base import Target
 
 pytestmark = pytest.mark.lfm_requires("tools")
@@ -210,7 +211,7 @@ def test_forced_several_tools_unknown_dropped(lfm_http: LfmHttp, lfm_target: Tar
     expect_equal("tool_calls (names, arguments)", [{"name": n, "arguments": a} for n, a in expected], core(calls),
                  context)
     check_call_shape(calls, context)
-    wanted = [0, 1, 2] if lfm_target.version_matches(">=0.5.23") else [0, 1, 3]
+    wanted = [0, 1, 2] if has_fact("chat-tool-call-index-is-ordinal", lfm_target.version) else [0, 1, 3]
     expect_equal("tool_calls indexes", wanted, [c.get("index") for c in calls], context)
 
 

@@ -374,7 +374,7 @@ def test_bad_image_input(lfm_http: LfmHttp, case: Case) -> None:
 
 @pytest.mark.lfm_requires("chat")
 @pytest.mark.lfm_variants(*TEXT_ONLY)
-@pytest.mark.lfm_sglang(">=0.5.17")
+@pytest.mark.lfm_fact("text-only-rejects-image")
 def test_text_only_variant_rejects_image(lfm_http: LfmHttp) -> None:
     """A text-only variant rejects an image part with 400 "Model only supports text input; received
     unsupported content type 'image_url'." (§4; recorded on SGLang 0.5.17 too) and stays healthy."""
