@@ -21,7 +21,7 @@ from pytest_lfm.paths import fixtures_dir
 PROSE = "Write two sentences about a river valley in spring."
 """Free text with no single right answer (sampling and determinism checks)."""
 SEED_PROMPT = "The capital of France is"
-"""The cookbook's Base example (§3.5)."""
+"""The cookbook's Base example (§11.3)."""
 REPEAT_PROMPTS = ("ab ab ab ab ab ab ab ab ab ab ab ab", "the cat, the cat, the cat, the cat, the cat,")
 """Prompts whose continuation repeats (repetition-penalty checks)."""
 WEATHER_Q = [{"role": "user", "content": "What is the weather like in Paris right now?"}]

@@ -3,7 +3,7 @@ and split ``<think>`` blocks as SGLang's ``qwen3`` / ``qwen3-thinking`` reasonin
 
 Used by the checks (to compute what a correct server must return, and for the raw-vs-parsed
 differential) and by the reference server (to answer like SGLang). The parse rules follow
-``sglang-lfm2-behaviour.md`` §1 (tool calls) and §2 (reasoning); behaviour that changed between
+``docs/sglang-behaviour.md`` §1 (tool calls) and §2 (reasoning); behaviour that changed between
 SGLang releases is switched by :class:`Dialect`, built from the server's reported version.
 """
 

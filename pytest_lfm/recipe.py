@@ -1,12 +1,12 @@
 """The verified SGLang launch recipe for every (hardware, variant) cell, as pure functions.
 
 Sources: the SGLang cookbook's LFM2.5 command generator (verified matrix: h100, h200, b200 × the seven
-serving variants; sglang-lfm2-behaviour.md §11) and Liquid's SGLang page (Python and Docker framings,
+serving variants; docs/sglang-behaviour.md §11) and Liquid's SGLang page (Python and Docker framings,
 ``HF_TOKEN``, the ``-cu13`` image for B300/GB300). Every cell is ``--trust-remote-code --tp 1`` plus:
 
 * the variant's parsers (``--tool-call-parser lfm2``; ``--reasoning-parser qwen3`` for 8B-A1B,
   ``qwen3-thinking`` for 1.2B-Thinking). The original 1.2B-JP launches without ``--tool-call-parser`` and
-  1.2B-Base without any parser (cookbook §1: "launch the same way with the model path swapped");
+  1.2B-Base without any parser (§11.1; the cookbook: "launch the same way with the model path swapped");
 * on Blackwell (B200, and B300 which follows it) ``--attention-backend`` from the variant's recipe facts;
 * for VL models ``--mm-attention-backend`` of the hardware (fa3 on Hopper, fa4 on Blackwell) and the
   environment ``SGLANG_USE_CUDA_IPC_TRANSPORT=1 SGLANG_USE_IPC_POOL_HANDLE_CACHE=1``;
@@ -52,7 +52,7 @@ OPTIONAL_PASSTHROUGH = ("HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "TRANSFORMER
                         "SGLANG_MAMBA_CONV_DTYPE")
 _SAFE = re.compile(r"^[A-Za-z0-9_./:=,@%+~-]+$")
 
-# Version differences (sglang-lfm2-behaviour.md §8, §12). ``sglang serve`` is the recommended entry point
+# Version differences (docs/sglang-behaviour.md §8, §12). ``sglang serve`` is the recommended entry point
 # from the releases Liquid documents (0.5.10); older ones only have ``python -m sglang.launch_server``.
 SERVE_SINCE = Version("0.5.10")
 # --mamba-scheduler-strategy was renamed --mamba-radix-cache-strategy: 0.5.17 accepts both (the old one

@@ -38,7 +38,7 @@ from pytest_lfm.redaction import redact_args, redact_value
 REPORT_VERSION = 1
 OUTCOMES = ("passed", "failed", "skipped", "xfailed", "xpassed", "error")
 FAILING_OUTCOMES = ("failed", "error", "xpassed")
-#: The hardware rows of the cookbook's verified matrix (sglang-lfm2-behaviour.md §11).
+#: The hardware rows of the cookbook's verified matrix (docs/sglang-behaviour.md §11).
 COOKBOOK_HARDWARE = ("h100", "h200", "b200")
 DEFAULT_QUANTIZATION = "bf16"
 DEFAULT_STRATEGY = "tp1"

@@ -22,7 +22,7 @@ CAPABILITIES: tuple[str, ...] = Capability.__args__  # type: ignore[attr-defined
 
 
 class Sampling(BaseModel):
-    """A recommended sampling preset (cookbook §3.1): temperature and SGLang's sampler fields, stored flat.
+    """A recommended sampling preset (§11.2): temperature and SGLang's sampler fields, stored flat.
 
     How a preset travels is the client's business: the OpenAI SDK needs the non-OpenAI fields in
     ``extra_body`` (:func:`pytest_lfm.client.openai_sampling`); ``/v1/completions`` bodies and the offline

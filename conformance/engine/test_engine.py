@@ -12,7 +12,7 @@ As a user of the offline engine would, the checks render chats with the engine's
 ``FunctionCallParser`` / ``ReasoningParser`` to the text: the engine returns raw text, the parsers run
 only in the HTTP layer. Every proof holds on a random-weight fixture checkpoint (forced outputs,
 sampler semantics), except the content check that needs real weights. GPU-marked: runs only when the
-hardware is known (``--lfm-hardware`` or nvidia-smi). Sections cite ``sglang-lfm2-behaviour.md``.
+hardware is known (``--lfm-hardware`` or nvidia-smi). Sections cite ``docs/sglang-behaviour.md``.
 """
 
 from __future__ import annotations
@@ -199,7 +199,7 @@ def test_engine_forced_reasoning_split(lfm_engine: EngineHandle, lfm_target: Tar
 
 @pytest.mark.lfm_requires("completions")
 def test_engine_completion_length_accounting(lfm_engine: EngineHandle) -> None:
-    """A raw prompt (the completion path, the only one for Base, cookbook §3.5) with ``max_new_tokens=12``
+    """A raw prompt (the completion path, the only one for Base, §11.3) with ``max_new_tokens=12``
     and ``ignore_eos`` stops on length: ``meta_info.finish_reason.type == "length"``,
     ``completion_tokens == 12``, ``prompt_tokens > 0`` (§3.2; §12 usage arithmetic)."""
     result = lfm_engine.generate(SEED_PROMPT, {"temperature": 0, "max_new_tokens": 12, "ignore_eos": True})
@@ -212,7 +212,7 @@ def test_engine_completion_length_accounting(lfm_engine: EngineHandle) -> None:
 @pytest.mark.lfm_requires("completions", "real_weights")
 def test_engine_capital_of_france(lfm_engine: EngineHandle, record_property: Callable[[str, object], None]) -> None:
     """With real weights, the seed's prompt "The capital of France is" is continued with Paris: greedy, 32
-    tokens (1 of 1, greedy is deterministic) (cookbook §3.5; §3.2)."""
+    tokens (1 of 1, greedy is deterministic) (§11.3; §3.2)."""
     text = lfm_engine.generate(SEED_PROMPT, {"temperature": 0, "max_new_tokens": 32}).text
     record_property("lfm_statistic", "greedy, 1 of 1 completions must mention Paris")
     expect_true("the completion names the capital", "paris" in text.lower(), "a text mentioning Paris", text)

@@ -6,7 +6,7 @@ there, but the sampler's semantics are not): a restriction that leaves one candi
 without the restriction differ from greedy; penalties change a greedy continuation that repeats itself.
 The proofs run on ``/v1/chat/completions`` (chat variants; the text is reasoning plus content) and on
 ``/v1/completions`` (every variant), because the two endpoints convert requests separately (§3.1, §3.2).
-Every check cites ``sglang-lfm2-behaviour.md``.
+Every check cites ``docs/sglang-behaviour.md``.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def _text_of(endpoint: str, resp: dict[str, Any]) -> str:
 def _generator(http: LfmHttp, target: Target, endpoint: str) -> Generate:
     """``gen(prompt, **sampling) -> text`` on one endpoint (skips chat on completions-only variants)."""
     if endpoint == "chat" and not target.variant.supports("chat"):
-        pytest.skip(f"needs chat; variant {target.variant.id} is completions-only (§3.5 cookbook: Base)")
+        pytest.skip(f"needs chat; variant {target.variant.id} is completions-only (§11.3)")
 
     def gen(prompt: str, **sampling: Any) -> str:
         __tracebackhide__ = True
@@ -69,7 +69,7 @@ def repeated_fraction(text: str, n: int = 4) -> float:
 def test_recommended_preset_accepted(lfm_chat: Callable[..., Any], lfm_variant: Any,
                                      record_property: Callable[[str, object], None]) -> None:
     """The variant's recommended sampling preset (temperature plus ``top_k``/``min_p``/
-    ``repetition_penalty`` in ``extra_body``, cookbook §3.1 helper) is accepted on chat: HTTP 200 with an
+    ``repetition_penalty`` in ``extra_body``, §11.2) is accepted on chat: HTTP 200 with an
     assistant choice (§3.1, §11)."""
     preset = openai_sampling(lfm_variant.sampling)
     record_property("lfm_preset", preset)
@@ -83,7 +83,7 @@ def test_recommended_preset_accepted(lfm_chat: Callable[..., Any], lfm_variant: 
 
 def test_recommended_preset_accepted_on_completions(lfm_http: LfmHttp, lfm_target: Target) -> None:
     """The variant's preset is accepted on ``/v1/completions`` as the cookbook's Base example sends it
-    (temperature plus sampler fields at the top level) (§3.2, §11; cookbook §3.5)."""
+    (temperature plus sampler fields at the top level) (§3.2, §11.2, §11.3)."""
     body = {"model": lfm_target.served_model, "prompt": "The capital of France is", "max_tokens": MAX_TOKENS,
             **lfm_target.variant.sampling.params()}
     r = lfm_http.post("/v1/completions", body)

@@ -1,7 +1,7 @@
 """Request validation: the §4 table as data (``cases/validation/*.toml``) and a property-based fuzz over the
 sampling domain and request shapes.
 
-Every check cites ``sglang-lfm2-behaviour.md``. The fuzz is bounded (pytest_lfm.hypo): 20 derandomized
+Every check cites ``docs/sglang-behaviour.md``. The fuzz is bounded (pytest_lfm.hypo): 20 derandomized
 examples against the reference server, 40 against a real one (each example generates);
 ``LFM_HYPOTHESIS_EXAMPLES`` overrides both.
 """

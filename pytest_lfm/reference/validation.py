@@ -1,4 +1,4 @@
-"""SGLang's request validation (``sglang-lfm2-behaviour.md`` §4): status, flat error body, messages."""
+"""SGLang's request validation (``docs/sglang-behaviour.md`` §4): status, flat error body, messages."""
 
 from __future__ import annotations
 
