@@ -40,6 +40,6 @@ def log_section(target: Target, api_key: str | None = None) -> str | None:
     lines = [f"log: {target.log_path}"]
     if target.pid is not None and not pid_alive(target.pid):
         lines.insert(0, f"the launched SGLang server for {target.id} (pid {target.pid}) is no longer running; "
-                        "later checks of this variant fail too")
+                        "its remaining checks are not run")
     text = tail(target.log_path, TAIL_LINES, secrets)
     return "\n".join(lines) + f"\nlast {TAIL_LINES} lines:\n" + (text or "(empty)")
