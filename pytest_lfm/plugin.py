@@ -91,6 +91,10 @@ def pytest_configure(config: pytest.Config) -> None:
     """Register markers, resolve the configuration once, and point a bare run at the shipped suite."""
     for text in MARKERS.values():
         config.addinivalue_line("markers", text)
+    # Checks record figures with record_property for report.json; junit's default xunit2 family has no place
+    # for them, so pytest would warn once per check on every --junitxml run.
+    config.addinivalue_line("filterwarnings",
+                            "ignore:record_property is incompatible with junit_family:pytest.PytestWarning")
     try:
         cfg = resolve(lambda dest: config.getoption(dest), lambda key: config.getini(key))
     except LfmError as exc:
@@ -268,7 +272,7 @@ def _engine_mode_skips(item: pytest.Item, target: Target) -> None:
         if used:
             item.add_marker(pytest.mark.skip(reason=f"{HTTP_SKIP} (uses {', '.join(used)})"))
     elif "lfm_engine" in names:
-        item.add_marker(pytest.mark.skip(reason=f"{ENGINE_SKIP}; {target.id} is a {target.kind} target"))
+        item.add_marker(pytest.mark.skip(reason=f"{ENGINE_SKIP}; {target.id} is served over HTTP ({target.kind} mode)"))
 
 
 def _module_name(item: pytest.Item) -> str:
@@ -416,7 +420,7 @@ def lfm_engine(lfm_target: Target, request: pytest.FixtureRequest) -> EngineHand
     "needs --lfm-engine" on other targets. An engine that fails to start fails this check with what was
     tried and ends the session as failed (one clear error, not one per check)."""
     if not lfm_target.is_engine:
-        pytest.skip(f"{ENGINE_SKIP}; {lfm_target.id} is a {lfm_target.kind} target")
+        pytest.skip(f"{ENGINE_SKIP}; {lfm_target.id} is served over HTTP ({lfm_target.kind} mode)")
     pool = request.config.stash[TARGETS_KEY].engines
     assert pool is not None, "engine targets without an engine pool"
     from pytest_lfm.engine import EngineFailed

@@ -163,15 +163,16 @@ def _local_hardware() -> str:
     return detect_local_gpu()[0]
 
 
-def launch_hardware(cfg: LfmConfig) -> Hardware:
-    """The hardware whose recipe launch mode uses: declared with --lfm-hardware, else nvidia-smi's GPU 0."""
+def launch_hardware(cfg: LfmConfig, purpose: str = "launch mode") -> Hardware:
+    """The hardware whose recipe launch mode (or ``purpose``) uses: declared with --lfm-hardware, else
+    nvidia-smi's GPU 0."""
     hw_id = cfg.hardware if cfg.hardware and cfg.hardware != UNKNOWN else None
     found = ""
     if hw_id is None:
         hw_id, found = detect_local_gpu()
     if hw_id == UNKNOWN:
         raise LfmUsageError(
-            "launch mode needs the GPU model to pick the verified recipe, and none was declared or recognised",
+            f"{purpose} needs the GPU model to pick the verified recipe, and none was declared or recognised",
             tried=[f"--lfm-hardware / LFM_HARDWARE: {cfg.hardware or 'not set'}",
                    f"nvidia-smi GPU 0: {found or 'no GPU found'}"],
             remedy=f"pass --lfm-hardware with one of: {', '.join(hardware_ids())}",
