@@ -140,7 +140,7 @@ def test_print_recipe_docker_names_the_image_reason(pytester: pytest.Pytester) -
                                            "--lfm-framing=docker")
     assert result.ret == 0, result.stderr.str()
     out = result.stdout.str()
-    assert "# image dev: " in out and "ships on SGLang main" in out and "lmsysorg/sglang:dev" in out
+    assert "; image dev: " in out.splitlines()[0] and "ships on SGLang main" in out and "lmsysorg/sglang:dev" in out
 
 
 @pytest.mark.parametrize(("version", "flag"), [

@@ -30,8 +30,8 @@ def render_recipes(cfg: LfmConfig) -> str:
                               extra_args=cfg.sglang_args, command=command, api_key=api_key)
         note = ""
         if cfg.framing == "docker" and not cfg.sglang_image and variant.recipe.image_reason:
-            note = f"# image {variant.recipe.image_tag}{hardware.docker_image_suffix}: {variant.recipe.image_reason}\n"
-        blocks.append(f"# {variant.hf_path} on {hardware.name} ({cfg.framing})\n{note}{recipe.render()}\n")
+            note = f"; image {variant.recipe.image_tag}{hardware.docker_image_suffix}: {variant.recipe.image_reason}"
+        blocks.append(f"# {variant.hf_path} on {hardware.name} ({cfg.framing}{note})\n{recipe.render()}\n")
     return "\n".join(blocks)
 
 
