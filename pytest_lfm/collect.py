@@ -14,8 +14,10 @@ from typing import Any
 import pytest
 
 from pytest_lfm.config import LfmConfig
+from pytest_lfm.health import HEALTH_PLUGIN
 from pytest_lfm.outcomes import check_result
-from pytest_lfm.reporting import OUTCOMES, CheckResult, TargetInfo, cell_status, write_report
+from pytest_lfm.reporting import CheckResult, TargetInfo, build_report, write_report_files
+from pytest_lfm.runinfo import RUNINFO_PLUGIN, RunInfo, hardware_confirmed, weights_of
 from pytest_lfm.server.base import Target
 from pytest_lfm.targets import planned_ids
 from pytest_lfm.variants import get_variant
@@ -39,7 +41,8 @@ class ResultCollector:
 def info_of(t: Target) -> TargetInfo:
     """The report's description of one target."""
     return TargetInfo(id=t.id, variant=t.variant.id, hardware=t.hardware, sglang_version=t.version,
-                      base_url=t.base_url, mode=t.kind, server_args=dict(t.server_args))
+                      base_url=t.base_url, mode=t.kind, server_args=dict(t.server_args), weights=weights_of(t),
+                      hardware_confirmed=hardware_confirmed(t))
 
 
 def target_infos(cfg: LfmConfig, targets: list[Target], controller: bool) -> list[TargetInfo]:
@@ -68,21 +71,26 @@ def header_lines(cfg: LfmConfig | None, infos: list[TargetInfo]) -> list[str]:
     return lines
 
 
-def write(report_dir: Path, infos: list[TargetInfo], results: list[CheckResult], reporter: Any | None) -> Path:
+def run_info(config: pytest.Config) -> RunInfo | None:
+    """The run's selection, interruption and servers that went down (:mod:`pytest_lfm.runinfo`)."""
+    plugin = config.pluginmanager.get_plugin(RUNINFO_PLUGIN)
+    if plugin is None:
+        return None
+    health = config.pluginmanager.get_plugin(HEALTH_PLUGIN)
+    plugin.info.server_down = health.server_down if health is not None else []
+    info: RunInfo = plugin.info
+    return info
+
+
+def build(infos: list[TargetInfo], results: list[CheckResult], run: RunInfo | None) -> dict[str, Any]:
+    """The report dict of this run."""
+    return build_report(infos, results, run)
+
+
+def write(report_dir: Path, report: dict[str, Any], reporter: Any | None) -> Path:
     """Write report.json, matrix.md and matrix.html and say where."""
-    path = write_report(report_dir, infos, results)
+    path = write_report_files(report_dir, report)
     if reporter is not None:
         reporter.write_line(f"lfm: report written to {path}, {path.with_name('matrix.md')} and "
                             f"{path.with_name('matrix.html')}")
     return path
-
-
-def summary_lines(infos: list[TargetInfo], results: list[CheckResult]) -> list[str]:
-    """``pytest_terminal_summary``: one line per cell, its status and outcome counts."""
-    lines: list[str] = []
-    for info in infos:
-        mine = [r for r in results if r.target == info.id]
-        counts = {k: sum(1 for r in mine if r.outcome == k) for k in OUTCOMES}
-        summary = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
-        lines.append(f"{info.id:16s} {cell_status(counts):9s} {summary}")
-    return lines

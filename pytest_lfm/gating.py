@@ -82,7 +82,7 @@ def transport_skips(item: pytest.Item, target: Target) -> list[str]:
         if used:
             reasons.append(f"{HTTP_SKIP} (uses {', '.join(used)})")
     if not target.has_engine and "lfm_engine" in names:
-        reasons.append(f"{ENGINE_SKIP}; {target.id} is a {target.kind} target")
+        reasons.append(f"{ENGINE_SKIP}; {target.id} is served over HTTP ({target.kind} mode)")
     return reasons
 
 

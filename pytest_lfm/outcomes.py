@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_lfm.health import health_outcome
 from pytest_lfm.reporting import CheckResult
 
 MESSAGE_LIMIT = 2000
@@ -33,7 +34,7 @@ def message(report: pytest.TestReport) -> str:
         crash = getattr(report.longrepr, "reprcrash", None)
         return str((crash.message if crash is not None else None) or report.longreprtext)[:MESSAGE_LIMIT]
     if report.skipped and isinstance(report.longrepr, tuple):
-        return str(report.longrepr[2])
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
     if hasattr(report, "wasxfail"):
         return str(report.wasxfail)
     return ""
@@ -48,5 +49,5 @@ def check_result(report: pytest.TestReport) -> CheckResult | None:
     extra = {k: v for k, v in props.items() if not k.startswith("lfm_") or k == "lfm_statistic"}
     return CheckResult(
         nodeid=report.nodeid, target=str(props["lfm_target"]), family=str(props.get("lfm_family", "")),
-        outcome=classify(report), duration=round(report.duration, 4), message=message(report),
+        outcome=health_outcome(report) or classify(report), duration=round(report.duration, 4), message=message(report),
         section=str(props.get("lfm_section", "")), properties=extra)

@@ -20,13 +20,16 @@ from pytest_lfm.client import LfmHttp, openai_client, preset_chat
 from pytest_lfm.config import LfmConfig
 from pytest_lfm.engine import EngineFailed, EngineHandle
 from pytest_lfm.errors import LfmError
+from pytest_lfm.health import HEALTH_PLUGIN, HealthPlugin
 from pytest_lfm.markers import MARKERS
 from pytest_lfm.paths import suite_dir
+from pytest_lfm.runinfo import RUNINFO_PLUGIN, RunInfoPlugin, summary_lines
 from pytest_lfm.server.base import Target
 from pytest_lfm.server.launch_support import SECTION, log_section, render_recipes
 from pytest_lfm.session import (
     CONFIG_KEY,
     INFOS_KEY,
+    REPORT_KEY,
     RESULTS_KEY,
     TARGETS_KEY,
     check_combination,
@@ -40,12 +43,13 @@ from pytest_lfm.variants import Variant
 if TYPE_CHECKING:
     import openai
 
-__all__ = ["CONFIG_KEY", "INFOS_KEY", "RESULTS_KEY", "TARGETS_KEY"]
+__all__ = ["CONFIG_KEY", "INFOS_KEY", "REPORT_KEY", "RESULTS_KEY", "TARGETS_KEY"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     """Register every ``--lfm-*`` option and its ini twin."""
-    group = parser.getgroup("lfm", "LFM2.5 on SGLang conformance (pytest-lfm)")
+    group = parser.getgroup("lfm", "LFM2.5 on SGLang conformance (pytest-lfm); exit status 75 when a server "
+                                   "went down during the run (its remaining checks: 'not run: server down')")
     for spec in o.ALL_OPTIONS:
         help_text = f"{spec.help} [env {spec.env}; ini {spec.ini}]"
         if spec.boolean:
@@ -76,10 +80,17 @@ def pytest_configure(config: pytest.Config) -> None:
     shipped suite."""
     for text in MARKERS.values():
         config.addinivalue_line("markers", text)
+    # Checks record figures with record_property for report.json; junit's default xunit2 family has no place
+    # for them, so pytest would warn once per check on every --junitxml run.
+    config.addinivalue_line("filterwarnings",
+                            "ignore:record_property is incompatible with junit_family:pytest.PytestWarning")
     cfg = resolve_config(config)
     check_combination(config, cfg)
     config.stash[RESULTS_KEY] = []
     config.pluginmanager.register(collect.ResultCollector(config.stash[RESULTS_KEY]), collect.PLUGIN_NAME)
+    if cfg.has_target:
+        config.pluginmanager.register(HealthPlugin(cfg.api_key.get() if cfg.api_key else None), HEALTH_PLUGIN)
+        config.pluginmanager.register(RunInfoPlugin(config), RUNINFO_PLUGIN)
     if cfg.has_target and config.args_source != pytest.Config.ArgsSource.ARGS:
         config.args = [str(suite_dir())]
 
@@ -148,9 +159,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     cfg = config.stash.get(CONFIG_KEY, None)
     try:
+        if cfg is not None and (cfg.has_target or cfg.report_dir is not None) and not is_worker(config):
+            config.stash[REPORT_KEY] = collect.build(config.stash.get(INFOS_KEY, []),
+                                                     config.stash.get(RESULTS_KEY, []), collect.run_info(config))
         if cfg is not None and cfg.report_dir is not None and not is_worker(config):
-            collect.write(cfg.report_dir, config.stash.get(INFOS_KEY, []), config.stash.get(RESULTS_KEY, []),
-                          config.pluginmanager.get_plugin("terminalreporter"))
+            collect.write(cfg.report_dir, config.stash[REPORT_KEY], config.pluginmanager.get_plugin("terminalreporter"))
     finally:
         targets = config.stash.get(TARGETS_KEY, None)
         if targets is not None:
@@ -158,12 +171,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    """One line per cell: Verified / Failing / Not run with counts."""
-    results = config.stash.get(RESULTS_KEY, [])
-    if not results or is_worker(config):
+    """One line per cell: its status (Verified, Passed (...), Partial (N of M checks), ...) with counts."""
+    report = config.stash.get(REPORT_KEY, None)
+    if report is None or not config.stash.get(RESULTS_KEY, []) or is_worker(config):
         return
     terminalreporter.section("lfm conformance")
-    for line in collect.summary_lines(config.stash.get(INFOS_KEY, []), results):
+    for line in summary_lines(report):
         terminalreporter.write_line(line)
 
 
@@ -205,7 +218,7 @@ def lfm_engine(lfm_target: Target, request: pytest.FixtureRequest) -> EngineHand
     "needs --lfm-engine" on other targets. An engine that fails to start fails this check with what was
     tried and ends the session as failed (one clear error, not one per check)."""
     if not lfm_target.has_engine:
-        pytest.skip(f"{gating.ENGINE_SKIP}; {lfm_target.id} is a {lfm_target.kind} target")
+        pytest.skip(f"{gating.ENGINE_SKIP}; {lfm_target.id} is served over HTTP ({lfm_target.kind} mode)")
     pool = request.config.stash[TARGETS_KEY].engines
     assert pool is not None, "engine targets without an engine pool"
     try:

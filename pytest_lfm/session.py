@@ -7,7 +7,7 @@ descriptions and the collected check results.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -22,6 +22,8 @@ CONFIG_KEY = pytest.StashKey[LfmConfig]()
 TARGETS_KEY = pytest.StashKey["TargetSet"]()
 INFOS_KEY = pytest.StashKey[list[TargetInfo]]()
 RESULTS_KEY = pytest.StashKey[list[CheckResult]]()
+REPORT_KEY = pytest.StashKey[dict[str, Any]]()
+"""The report dict built at session end (written to --lfm-report, read by the terminal and step summaries)."""
 
 XDIST_ENGINE = """--lfm-engine runs one GPU engine inside the pytest process, and xdist (-n / --dist) would start
 several pytest processes that cannot share it.

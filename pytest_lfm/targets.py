@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pytest_lfm.config import LfmConfig, Secret
 from pytest_lfm.errors import LfmUsageError
 from pytest_lfm.hardware import UNKNOWN, get_hardware, local_hardware
+from pytest_lfm.label import check_label, is_reference_server
 from pytest_lfm.options import ServerSpec
 from pytest_lfm.server.base import Target, TargetKind
 from pytest_lfm.server.http import ProbeResult, probe
@@ -134,9 +135,13 @@ class AttachHandle:
             assert spec.url is not None
             result = probe(spec.url, cfg.api_key)
             variant = _variant_for(spec.variant, cfg, result.model_path, spec.url, len(self.specs))
+            if spec.variant or cfg.variants:  # a declared label must agree with what the server serves
+                check_label(variant, result, spec.url, f"{spec.variant}={spec.url}" if spec.variant
+                            else f"--lfm-variant={','.join(cfg.variants)}", cfg.any_model_name)
             local = spec.url.split("//")[-1].startswith(_LOCAL_HOSTS)
             hardware = cfg.hardware or (local_hardware() if local else UNKNOWN)
-            found.append(Found(variant, "attach", spec.url, hardware, probed=result))
+            kind: TargetKind = "reference" if is_reference_server(result) else "attach"  # the bundled test double
+            found.append(Found(variant, kind, spec.url, hardware, probed=result))
         return found
 
 
