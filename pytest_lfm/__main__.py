@@ -139,8 +139,8 @@ def _merge(args: argparse.Namespace) -> int:
         print(f"warning: {w}", file=sys.stderr)
     path = write_report_files(args.output, merged)
     statuses = [c["status"] for c in merged["cells"]]
-    print(f"merged {len(loaded)} report(s) into {len(statuses)} cell(s): {statuses.count('Verified')} Verified, "
-          f"{statuses.count('Failing')} Failing, {statuses.count('Not run')} Not run")
+    counted = ", ".join(f"{statuses.count(st)} {st}" for st in dict.fromkeys(statuses))
+    print(f"merged {len(loaded)} report(s) into {len(statuses)} cell(s): {counted or 'none'}")
     print(f"wrote {path}, {path.with_name('matrix.md')} and {path.with_name('matrix.html')}")
     return EXIT_OK
 

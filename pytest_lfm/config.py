@@ -67,6 +67,8 @@ class LfmConfig:
     """Engine mode: the variant ids to create an engine for (each has a ``model_paths`` entry)."""
     engine_args: Mapping[str, Any] = field(default_factory=dict)
     sources: Mapping[str, str] = field(default_factory=dict)
+    any_model_name: bool = False
+    """Accept a declared variant that the server's model name contradicts (custom served model names)."""
 
     @property
     def has_target(self) -> bool:
@@ -189,6 +191,7 @@ def resolve(cli: Getter, ini: Getter, env: Mapping[str, str] | None = None) -> L
         engine_variants=engine_variants,
         engine_args=engine_args,
         sources=sources,
+        any_model_name=bool(pick(o.ANY_MODEL_NAME)),
     )
 
 

@@ -84,6 +84,13 @@ LAUNCH = OptionSpec(
     "hardware (--lfm-hardware), run the suite against it, and stop it at the end. Not with --lfm-server.",
     boolean=True,
 )
+ANY_MODEL_NAME = OptionSpec(
+    "--lfm-any-model-name", "lfm_any_model_name", "LFM_ANY_MODEL_NAME",
+    "Accept the declared variant (--lfm-variant or VARIANT=URL) even when the server's /model_info or "
+    "/v1/models names another LFM2.5 variant (a custom served model name). Without it such a mismatch is "
+    "a usage error naming both.",
+    boolean=True,
+)
 PRINT_RECIPE = OptionSpec(
     "--lfm-print-recipe", "lfm_print_recipe", "LFM_PRINT_RECIPE",
     "Print the SGLang launch command of every selected variant for the hardware (--lfm-hardware or "
@@ -161,7 +168,7 @@ ENGINE_ARG = OptionSpec(
 ALL_OPTIONS: tuple[OptionSpec, ...] = (SERVER, VARIANT, HARDWARE, API_KEY, TIMEOUT, REPORT, FAULT, IMAGE_HOST,
                                        LAUNCH, PRINT_RECIPE, MODEL_PATH, FRAMING, SGLANG_IMAGE, STARTUP_TIMEOUT,
                                        LOG_DIR, SGLANG_COMMAND, SGLANG_ARGS, REFERENCE_PARSERS, REFERENCE_VERSION,
-                                       ENGINE, ENGINE_ARG)
+                                       ENGINE, ENGINE_ARG, ANY_MODEL_NAME)
 
 
 @dataclass(frozen=True)

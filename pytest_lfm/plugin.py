@@ -17,7 +17,7 @@ from pytest_lfm.config import LfmConfig, resolve
 from pytest_lfm.engine import HTTP_SKIP
 from pytest_lfm.errors import LfmError
 from pytest_lfm.markers import MARKERS, MarkerError, skip_reason, validate
-from pytest_lfm.reporting import CheckResult, TargetInfo, write_report
+from pytest_lfm.reporting import CheckResult, TargetInfo
 
 if TYPE_CHECKING:
     import openai
@@ -32,6 +32,7 @@ CONFIG_KEY = pytest.StashKey["LfmConfig"]()
 TARGETS_KEY = pytest.StashKey["TargetSet"]()
 INFOS_KEY = pytest.StashKey[list[TargetInfo]]()
 RESULTS_KEY = pytest.StashKey[list[CheckResult]]()
+REPORT_KEY = pytest.StashKey[dict[str, Any]]()
 
 NO_TARGET = """the conformance checks need a server to check, and none was given.
   --lfm-server=HOST:PORT        attach to a running SGLang server (e.g. localhost:30000); repeat as
@@ -90,6 +91,10 @@ def pytest_configure(config: pytest.Config) -> None:
     """Register markers, resolve the configuration once, and point a bare run at the shipped suite."""
     for text in MARKERS.values():
         config.addinivalue_line("markers", text)
+    # Checks record figures with record_property for report.json; junit's default xunit2 family has no place
+    # for them, so pytest would warn once per check on every --junitxml run.
+    config.addinivalue_line("filterwarnings",
+                            "ignore:record_property is incompatible with junit_family:pytest.PytestWarning")
     try:
         cfg = resolve(lambda dest: config.getoption(dest), lambda key: config.getini(key))
     except LfmError as exc:
@@ -98,6 +103,12 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(XDIST_ENGINE)
     config.stash[CONFIG_KEY] = cfg
     config.stash[RESULTS_KEY] = []
+    if cfg.has_target:
+        from pytest_lfm.health import HealthPlugin
+        from pytest_lfm.runinfo import RunInfoPlugin
+
+        config.pluginmanager.register(HealthPlugin(cfg.api_key.get() if cfg.api_key else None), "lfm-health")
+        config.pluginmanager.register(RunInfoPlugin(config), "lfm-runinfo")
     if cfg.has_target and config.args_source != pytest.Config.ArgsSource.ARGS:
         from pytest_lfm.paths import suite_dir
 
@@ -177,8 +188,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def _info(t: Target) -> TargetInfo:
+    from pytest_lfm.runinfo import hardware_confirmed, weights_of
+
     return TargetInfo(id=t.id, variant=t.variant.id, hardware=t.hardware, sglang_version=t.version,
-                      base_url=t.base_url, mode=t.kind, server_args=dict(t.server_args))
+                      base_url=t.base_url, mode=t.kind, server_args=dict(t.server_args), weights=weights_of(t),
+                      hardware_confirmed=hardware_confirmed(t))
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -258,7 +272,7 @@ def _engine_mode_skips(item: pytest.Item, target: Target) -> None:
         if used:
             item.add_marker(pytest.mark.skip(reason=f"{HTTP_SKIP} (uses {', '.join(used)})"))
     elif "lfm_engine" in names:
-        item.add_marker(pytest.mark.skip(reason=f"{ENGINE_SKIP}; {target.id} is a {target.kind} target"))
+        item.add_marker(pytest.mark.skip(reason=f"{ENGINE_SKIP}; {target.id} is served over HTTP ({target.kind} mode)"))
 
 
 def _module_name(item: pytest.Item) -> str:
@@ -282,12 +296,16 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
             outcome = "failed" if report.when == "call" else "error"
             if "XPASS(strict)" in str(report.longrepr):
                 outcome = "xpassed"
+        from pytest_lfm.health import health_outcome
+
+        outcome = health_outcome(report) or outcome
         message = ""
         if report.failed:
             message = str((getattr(report.longrepr, "reprcrash", None) and report.longrepr.reprcrash.message)  # type: ignore[union-attr]
                           or report.longreprtext)[:2000]
         elif report.skipped and isinstance(report.longrepr, tuple):
             message = str(report.longrepr[2])
+            message = message.removeprefix("Skipped: ")
         elif wasxfail:
             message = str(report.wasxfail)
         extra = {k: v for k, v in props.items() if not k.startswith("lfm_") or k == "lfm_statistic"}
@@ -315,10 +333,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     cfg = config.stash.get(CONFIG_KEY, None)
     try:
-        if cfg is not None and cfg.report_dir is not None and not _is_worker(config):
+        if cfg is not None and (cfg.has_target or cfg.report_dir is not None) and not _is_worker(config):
+            from pytest_lfm.reporting import build_report
+
             infos: list[TargetInfo] = config.stash.get(INFOS_KEY, [])
             results: list[CheckResult] = config.stash.get(RESULTS_KEY, [])
-            path = write_report(cfg.report_dir, infos, results)
+            config.stash[REPORT_KEY] = build_report(infos, results, _run_info(config))
+        if cfg is not None and cfg.report_dir is not None and not _is_worker(config):
+            from pytest_lfm.reporting import write_report_files
+
+            report: dict[str, Any] = config.stash[REPORT_KEY]
+            path = write_report_files(cfg.report_dir, report)
             reporter = config.pluginmanager.get_plugin("terminalreporter")
             if reporter is not None:
                 reporter.write_line(f"lfm: report written to {path}, {path.with_name('matrix.md')} and "
@@ -335,20 +360,26 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             _SESSION_CONFIG.pop()
 
 
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    """One line per cell: Verified / Failing / Not run with counts."""
-    from pytest_lfm.reporting import OUTCOMES, cell_status
+def _run_info(config: pytest.Config) -> Any:
+    """The run's selection, interruption and servers that went down (:mod:`pytest_lfm.runinfo`)."""
+    plugin = config.pluginmanager.get_plugin("lfm-runinfo")
+    health = config.pluginmanager.get_plugin("lfm-health")
+    if plugin is None:
+        return None
+    plugin.info.server_down = health.server_down if health is not None else []
+    return plugin.info
 
-    results = config.stash.get(RESULTS_KEY, [])
-    infos = config.stash.get(INFOS_KEY, [])
-    if not results or _is_worker(config):
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """One line per cell: its status (Verified, Passed (...), Partial (N of M checks), ...) with counts."""
+    report = config.stash.get(REPORT_KEY, None)
+    if report is None or not config.stash.get(RESULTS_KEY, []) or _is_worker(config):
         return
+    from pytest_lfm.runinfo import summary_lines
+
     terminalreporter.section("lfm conformance")
-    for info in infos:
-        mine = [r for r in results if r.target == info.id]
-        counts = {k: sum(1 for r in mine if r.outcome == k) for k in OUTCOMES}
-        summary = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
-        terminalreporter.write_line(f"{info.id:16s} {cell_status(counts):9s} {summary}")
+    for line in summary_lines(report):
+        terminalreporter.write_line(line)
 
 
 # ------------------------------------------------------------------------------------------ fixtures
@@ -389,7 +420,7 @@ def lfm_engine(lfm_target: Target, request: pytest.FixtureRequest) -> EngineHand
     "needs --lfm-engine" on other targets. An engine that fails to start fails this check with what was
     tried and ends the session as failed (one clear error, not one per check)."""
     if not lfm_target.is_engine:
-        pytest.skip(f"{ENGINE_SKIP}; {lfm_target.id} is a {lfm_target.kind} target")
+        pytest.skip(f"{ENGINE_SKIP}; {lfm_target.id} is served over HTTP ({lfm_target.kind} mode)")
     pool = request.config.stash[TARGETS_KEY].engines
     assert pool is not None, "engine targets without an engine pool"
     from pytest_lfm.engine import EngineFailed

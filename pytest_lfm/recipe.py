@@ -2,7 +2,10 @@
 
 Sources: the SGLang cookbook's LFM2.5 command generator (verified matrix: h100, h200, b200 × the seven
 serving variants; sglang-lfm2-behaviour.md §11) and Liquid's SGLang page (Python and Docker framings,
-``HF_TOKEN``, the ``-cu13`` image for B300/GB300). Every cell is ``--trust-remote-code --tp 1`` plus:
+``HF_TOKEN``, the ``-cu13`` image for B300/GB300). Every cell is ``--trust-remote-code --tp 1`` plus (the
+cookbook's generated commands carry ``--trust-remote-code``, read from its source in the project's notes;
+Liquid's minimal commands do not. It is kept because the cookbook's "Verified" badge belongs to the exact
+command: "any actual change flips it to Not Verified"):
 
 * the variant's parsers (``--tool-call-parser lfm2``; ``--reasoning-parser qwen3`` for 8B-A1B,
   ``qwen3-thinking`` for 1.2B-Thinking). The original 1.2B-JP launches without ``--tool-call-parser`` and
@@ -35,9 +38,11 @@ from pytest_lfm.variants import Variant
 Framing = Literal["python", "docker"]
 FRAMINGS: tuple[str, ...] = ("python", "docker")
 IMAGE_REPO = "lmsysorg/sglang"
-# Liquid's page: "All LFM model types (dense, MoE, vision) are supported in the v0.5.10 tag and later";
-# B300/GB300 (CUDA 13) append the hardware's docker_image_suffix ("-cu13"). The cookbook's matrix was
-# verified on the moving dev image: pass --lfm-sglang-image=dev-cu13 for that.
+# The image is chosen per variant (variants.toml ``recipe.image_tag`` with its ``image_reason``): the seeds
+# disagree. Liquid's page says "All LFM model types ... are supported in the v0.5.10 tag" and names two
+# LFM2.5 checkpoints (1.2B-Instruct, VL-1.6B): those get the pinned v0.5.10. The cookbook says LFM2.5 support
+# ships on SGLang main and wraps the dev image: every other LFM2.5 checkpoint gets dev. B300/GB300 (CUDA 13)
+# append the hardware's docker_image_suffix ("-cu13"). --lfm-sglang-image overrides.
 DEFAULT_IMAGE_TAG = "v0.5.10"
 DEFAULT_PORT = 30000
 DEFAULT_HOST = "0.0.0.0"
@@ -106,11 +111,13 @@ def parse_sglang_version(text: str | None) -> Version | None:
         return None
 
 
-def image_for(hardware: Hardware, image: str | None = None) -> str:
-    """The docker image: a full reference as given, a bare tag under ``lmsysorg/sglang``, or the default."""
+def image_for(hardware: Hardware, image: str | None = None, variant: Variant | None = None) -> str:
+    """The docker image: a full reference as given, a bare tag under ``lmsysorg/sglang``, else the tag that
+    serves the variant (its recipe data) with the hardware's suffix."""
     if image:
         return image if ("/" in image or ":" in image) else f"{IMAGE_REPO}:{image}"
-    return f"{IMAGE_REPO}:{DEFAULT_IMAGE_TAG}{hardware.docker_image_suffix}"
+    tag = variant.recipe.image_tag if variant is not None else DEFAULT_IMAGE_TAG
+    return f"{IMAGE_REPO}:{tag}{hardware.docker_image_suffix}"
 
 
 def image_version(image: str) -> Version | None:
@@ -197,7 +204,7 @@ def build_recipe(variant: Variant, hardware: Hardware, *, framing: str = "python
         raise LfmUsageError(f"unknown framing {framing!r}", remedy="pass --lfm-framing=python or --lfm-framing=docker")
     env_in = os.environ if environ is None else environ
     docker = framing == "docker"
-    image_ref = image_for(hardware, image) if docker else ""
+    image_ref = image_for(hardware, image, variant) if docker else ""
     ver = image_version(image_ref) if docker else parse_sglang_version(version)
     model = model_path or variant.hf_path
     lines: list[tuple[int, tuple[str, ...]]] = []

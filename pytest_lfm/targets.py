@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pytest_lfm.config import LfmConfig
 from pytest_lfm.errors import LfmUsageError
 from pytest_lfm.hardware import UNKNOWN, Hardware, detect_local_gpu, get_hardware, hardware_ids
+from pytest_lfm.label import check_label, is_reference_server
 from pytest_lfm.server.base import Target
 from pytest_lfm.server.http import probe
 from pytest_lfm.server.launch import LaunchedServer, gpu_count, launch_many, sglang_version_of, split_command
@@ -96,11 +97,15 @@ def build_targets(cfg: LfmConfig, start_reference: bool = True,
             assert spec.url is not None
             result = probe(spec.url, cfg.api_key)
             variant = _variant_for(spec.variant, cfg, result.model_path, spec.url, len(attached))
+            if spec.variant or cfg.variants:
+                check_label(variant, result, spec.url, f"{spec.variant}={spec.url}" if spec.variant
+                            else f"--lfm-variant={','.join(cfg.variants)}", cfg.any_model_name)
             hardware = cfg.hardware or (_local_hardware() if spec.url.split("//")[-1].startswith(_LOCAL_HOSTS)
                                         else UNKNOWN)
             out.targets.append(Target(
                 id=variant.id,
-                variant=variant, base_url=spec.url, kind="attach", version=result.version,
+                variant=variant, base_url=spec.url, version=result.version,
+                kind="reference" if is_reference_server(result) else "attach",
                 hardware=hardware, model=(result.models[0] if result.models else result.model_path),
                 server_args=result.server_info, model_info=result.model_info, api_key=cfg.api_key,
                 random_weights=is_fixture_checkpoint(result.model_path),
@@ -158,15 +163,16 @@ def _local_hardware() -> str:
     return detect_local_gpu()[0]
 
 
-def launch_hardware(cfg: LfmConfig) -> Hardware:
-    """The hardware whose recipe launch mode uses: declared with --lfm-hardware, else nvidia-smi's GPU 0."""
+def launch_hardware(cfg: LfmConfig, purpose: str = "launch mode") -> Hardware:
+    """The hardware whose recipe launch mode (or ``purpose``) uses: declared with --lfm-hardware, else
+    nvidia-smi's GPU 0."""
     hw_id = cfg.hardware if cfg.hardware and cfg.hardware != UNKNOWN else None
     found = ""
     if hw_id is None:
         hw_id, found = detect_local_gpu()
     if hw_id == UNKNOWN:
         raise LfmUsageError(
-            "launch mode needs the GPU model to pick the verified recipe, and none was declared or recognised",
+            f"{purpose} needs the GPU model to pick the verified recipe, and none was declared or recognised",
             tried=[f"--lfm-hardware / LFM_HARDWARE: {cfg.hardware or 'not set'}",
                    f"nvidia-smi GPU 0: {found or 'no GPU found'}"],
             remedy=f"pass --lfm-hardware with one of: {', '.join(hardware_ids())}",

@@ -37,6 +37,10 @@ class RecipeFacts(BaseModel):
     vision_tower: bool = False
     mem_fraction_static: float | None = None
     env: dict[str, str] = Field(default_factory=dict)
+    image_tag: str = "dev"
+    """The ``lmsysorg/sglang`` tag that serves this checkpoint (B300 appends the hardware's suffix)."""
+    image_reason: str = ""
+    """Why that tag (the source that says it serves this checkpoint)."""
 
 
 class Variant(BaseModel):

@@ -70,7 +70,9 @@ def test_diff_of_two_runs_of_the_same_code_is_a_few_lines(runs: dict[str, Path],
     again = _run(tmp_path / "again")
     proc = cli("diff", runs["clean"], again)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "identical results" in proc.stdout and len(proc.stdout.splitlines()) <= 5, proc.stdout
+    # the run is one module, so each side carries a "PARTIAL run" warning line (report.json "run")
+    lines = [line for line in proc.stdout.splitlines() if not line.startswith("warning: ")]
+    assert "identical results" in proc.stdout and len(lines) <= 5, proc.stdout
 
 
 def test_diff_same_report_and_json_output(runs: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
@@ -123,13 +125,13 @@ def test_merge_two_gpu_runs(tmp_path: Path, runs: dict[str, Path]) -> None:
     b200.write_text(json.dumps(other))
     proc = cli("merge", runs["clean"], b200, "-o", tmp_path / "merged")
     assert proc.returncode == 0, proc.stderr
-    assert "into 4 cell(s): 2 Verified, 2 Failing" in proc.stdout
+    assert "into 4 cell(s): " in proc.stdout and "2 Failed" in proc.stdout, proc.stdout
     merged = load_report(tmp_path / "merged")
     assert sorted(c["key"] for c in merged["cells"]) == sorted(
         f"{hw}/{v}/bf16/tp1/1" for hw in ("unknown", "b200") for v in VARIANTS)
     md = (tmp_path / "merged" / "matrix.md").read_text()
     b200_row = next(line for line in md.splitlines() if line.startswith("| b200 |"))
-    assert b200_row.count("**Failing**") == 2
+    assert b200_row.count("**Failed**") == 2
     assert (tmp_path / "merged" / "matrix.html").is_file()
 
 

@@ -19,7 +19,7 @@ SECTION = "lfm server log"
 
 def render_recipes(cfg: LfmConfig) -> str:
     """``--lfm-print-recipe``: the launch command of every selected variant, secrets as ``<secret>``."""
-    hardware = launch_hardware(cfg)
+    hardware = launch_hardware(cfg, purpose="--lfm-print-recipe")
     command = split_command(cfg.sglang_command)
     version = sglang_version_of(command) if cfg.framing == "python" and cfg.sglang_command else None
     api_key = cfg.api_key.get() if cfg.api_key else None
@@ -28,7 +28,10 @@ def render_recipes(cfg: LfmConfig) -> str:
         recipe = build_recipe(variant, hardware, framing=cfg.framing, version=version, port=DEFAULT_PORT,
                               model_path=cfg.model_paths.get(variant.id), image=cfg.sglang_image,
                               extra_args=cfg.sglang_args, command=command, api_key=api_key)
-        blocks.append(f"# {variant.hf_path} on {hardware.name} ({cfg.framing})\n{recipe.render()}\n")
+        note = ""
+        if cfg.framing == "docker" and not cfg.sglang_image and variant.recipe.image_reason:
+            note = f"; image {variant.recipe.image_tag}{hardware.docker_image_suffix}: {variant.recipe.image_reason}"
+        blocks.append(f"# {variant.hf_path} on {hardware.name} ({cfg.framing}{note})\n{recipe.render()}\n")
     return "\n".join(blocks)
 
 
@@ -40,6 +43,6 @@ def log_section(target: Target, api_key: str | None = None) -> str | None:
     lines = [f"log: {target.log_path}"]
     if target.pid is not None and not pid_alive(target.pid):
         lines.insert(0, f"the launched SGLang server for {target.id} (pid {target.pid}) is no longer running; "
-                        "later checks of this variant fail too")
+                        "its remaining checks are not run")
     text = tail(target.log_path, TAIL_LINES, secrets)
     return "\n".join(lines) + f"\nlast {TAIL_LINES} lines:\n" + (text or "(empty)")
