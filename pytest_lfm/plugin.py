@@ -348,6 +348,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             if reporter is not None:
                 reporter.write_line(f"lfm: report written to {path}, {path.with_name('matrix.md')} and "
                                     f"{path.with_name('matrix.html')}")
+        if cfg is not None and cfg.step_summary is not None and REPORT_KEY in config.stash and not _is_worker(config):
+            from pytest_lfm.summary import write_step_summary  # $GITHUB_STEP_SUMMARY / --lfm-step-summary
+
+            line = write_step_summary(cfg, config.stash[REPORT_KEY], getattr(config.option, "xmlpath", None))
+            config.get_terminal_writer().line(line)
     finally:
         targets = config.stash.get(TARGETS_KEY, None)
         if targets is not None:
