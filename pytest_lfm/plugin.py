@@ -56,7 +56,8 @@ To fix: run engine mode without -n (or with -n 0); to spread checks over workers
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     """Register every ``--lfm-*`` option and its ini twin."""
-    group = parser.getgroup("lfm", "LFM2.5 on SGLang conformance (pytest-lfm)")
+    group = parser.getgroup("lfm", "LFM2.5 on SGLang conformance (pytest-lfm); exit status 75 when a server "
+                                   "went down during the run (its remaining checks: 'not run: server down')")
     for spec in o.ALL_OPTIONS:
         if spec.boolean:
             group.addoption(spec.flag, dest=spec.dest, default=None, action="store_true",

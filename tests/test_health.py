@@ -103,3 +103,12 @@ def test_fails(lfm_target):
     assert result.ret == 1
     result.assert_outcomes(failed=1)
     assert "server down" not in result.stdout.str()
+
+
+def test_exit_status_is_documented(pytester: pytest.Pytester) -> None:
+    from pathlib import Path
+
+    text = pytester.runpytest("--help").stdout.str()
+    assert f"exit status {EXIT_SERVER_DOWN} when a server" in " ".join(text.split())
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    assert f"status **{EXIT_SERVER_DOWN}**" in readme

@@ -240,12 +240,16 @@ def test_gpu_gates_skip_cleanly_without_gpu(suite: Any) -> None:
 def test_gate_runs_end_to_end_on_reference_when_asked(suite: Any, monkeypatch: pytest.MonkeyPatch,
                                                       pytester: pytest.Pytester) -> None:
     """With a hardware id, LFM_PERF_REFERENCE=1 and a small LFM_PERF_SCALE, the B300 gate measures the
-    reference server, records its figures and writes JSON + PNG into the report directory. (The toy model
-    is fast enough to pass the B300 budget: the check here is the plumbing, not the figure.)"""
+    reference server, records its figures and writes JSON + PNG into the report directory. The check here is
+    the plumbing, not the figure: whether the toy model meets the B300 budget depends on the machine's load,
+    so a pass and a failure naming the figures outside the budget are both accepted."""
     monkeypatch.setenv("LFM_PERF_REFERENCE", "1")
     monkeypatch.setenv("LFM_PERF_SCALE", "0.02")
     run = suite("test_performance.py", extra=["--lfm-hardware=b300", "-k", "budget"])
-    assert run.outcome("b300-c1]") == "passed", run.stdout[-3000:]
+    outcome = run.outcome("b300-c1]")
+    assert outcome in ("passed", "failed"), run.stdout[-3000:]
+    if outcome == "failed":
+        assert "outside the published budget" in run.message("b300-c1]"), run.message("b300-c1]")
     assert run.outcome("h100-c1]") == "skipped"
     check = next(c for c in run.checks if "b300-c1]" in c["nodeid"])
     assert "TTFT mean" in check["properties"]["lfm_statistic"]

