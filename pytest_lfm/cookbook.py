@@ -189,7 +189,8 @@ def judge(report: Mapping[str, Any], source: str = "report.json") -> list[Cookbo
         }
         counts = cell.get("counts", {})
         judged.evidence = {
-            "report": source,
+            "report": source + (f" (merged from {len(env_block['merged_from'])} reports)"
+                                if env_block.get("merged_from") else ""),
             "cell": key,
             "sglang_version": cell.get("sglang_version"),
             "date": report.get("generated_at"),
@@ -200,7 +201,8 @@ def judge(report: Mapping[str, Any], source: str = "report.json") -> list[Cookbo
             "planned": cell.get("planned"),
             "known_failures": sorted({str(r.get("check") or r.get("nodeid")) for r in cell.get("checks", [])
                                       if r.get("outcome") == "xfailed"}),
-            "selection": _selection(run),
+            "selection": _selection(run) if run else "Selection: the whole suite for this cell (complete; a merged "
+                                                      "report keeps no run block)",
             "env_source": ("set by --lfm-launch from the recipe" if cell.get("mode") == "launch" else
                            "the recipe's; not observable on an attached server: confirm it was set"),
             "differs_from_recipe": differs,
@@ -210,9 +212,7 @@ def judge(report: Mapping[str, Any], source: str = "report.json") -> list[Cookbo
     return out
 
 
-def _selection(run: Mapping[str, Any] | None) -> str:
-    if not run:
-        return "not recorded"
+def _selection(run: Mapping[str, Any]) -> str:
     from pytest_lfm.reporting import _run_text
 
     return _run_text(run)

@@ -140,3 +140,16 @@ def test_cell_selection_json_and_bad_input(tmp_path: Path, capsys: pytest.Captur
     assert "no cell of" in capsys.readouterr().err
     (tmp_path / "junk.json").write_text("[]")
     assert main(["cookbook-cell", str(tmp_path / "junk.json")]) == EXIT_BAD_INPUT
+
+
+def test_merged_reports_keep_what_the_cookbook_needs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = write(tmp_path / "a", make_report())
+    b = write(tmp_path / "b", make_report("VL-450M", weights="random"))
+    assert main(["merge", a, b, "-o", str(tmp_path / "merged")]) == 0
+    capsys.readouterr()
+    assert main(["cookbook-cell", str(tmp_path / "merged")]) == EXIT_REFUSED
+    out, err = capsys.readouterr()
+    assert '"8b-a1b"' in out and "(merged from 2 reports)" in out and "complete; a merged report" in out
+    assert err.startswith("refused b200/VL-450M/bf16/tp1/1: its status is 'Passed (random weights)'")

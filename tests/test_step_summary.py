@@ -112,3 +112,12 @@ def test_run_page_url() -> None:
     assert run_page_url({}) is None
     assert run_page_url({"CI_JOB_URL": "https://gitlab.example/g/p/-/jobs/7"}) == \
         "https://gitlab.example/g/p/-/jobs/7/artifacts/browse"
+
+
+def test_summary_under_xdist_is_written_once(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_s=CHECKS)
+    with fake_server(sglang_like("LiquidAI/LFM2.5-350M")) as url:
+        pytester.runpytest_subprocess("test_s.py", f"--lfm-server={url}", "-p", "no:cacheprovider", "-n", "2",
+                                      "--lfm-step-summary=out.md", timeout=120)
+    text = (pytester.path / "out.md").read_text()
+    assert text.count("### pytest-lfm") == 1 and "| 1 passed, 1 failed |" in text
