@@ -1,6 +1,6 @@
-"""Conformance cases as data: TOML files under ``conformance/cases/<family>/``, validated with
-jsonschema against ``conformance/cases/case.schema.json`` (common fields) and, where present,
-``conformance/cases/<family>/schema.json`` (the family's own fields).
+"""Conformance cases as data: TOML files under ``conformance/<family>/cases/``, validated with
+jsonschema against ``conformance/case.schema.json`` (the one case schema every family shares) and, where
+present, ``conformance/<family>/cases/schema.json`` (the family's own fields).
 
 A case is one behaviour: a stable ``id``, a statement-style ``description``, the ``section`` of the
 behaviour notes it relies on, optional version gate ``sglang`` (PEP 440 specifier: the case is skipped
@@ -20,6 +20,8 @@ from typing import Any
 import jsonschema
 
 from pytest_lfm.paths import suite_dir
+
+CASE_SCHEMA = "case.schema.json"
 
 
 @dataclass(frozen=True)
@@ -61,12 +63,15 @@ def _schema(path: Path) -> dict[str, Any] | None:
 
 @cache
 def load_cases(family: str, root: str | None = None) -> tuple[Case, ...]:
-    """Every case of a family, validated; ids are unique within the family."""
-    base = Path(root) if root else suite_dir() / "cases"
-    common = _schema(base / "case.schema.json")
-    own = _schema(base / family / "schema.json")
+    """Every case of a family, validated; ids are unique within the family. ``root`` is the suite
+    directory (default: the installed or checked-out ``conformance/``)."""
+    base = Path(root) if root else suite_dir()
+    common = _schema(base / CASE_SCHEMA)
+    if common is None:
+        raise FileNotFoundError(f"the shared case schema {base / CASE_SCHEMA} is missing")
+    own = _schema(base / family / "cases" / "schema.json")
     cases: list[Case] = []
-    for path in sorted((base / family).glob("*.toml")):
+    for path in sorted((base / family / "cases").glob("*.toml")):
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
         for raw in doc.get("case", []):
             for schema in (common, own):

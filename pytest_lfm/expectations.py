@@ -1,6 +1,6 @@
 """Known failures per SGLang version, as data: ``conformance/expectations/known_failures.toml``.
 
-Data cases (``conformance/cases/**.toml``) carry their own ``xfail``; this file covers the checks that
+Data cases (``conformance/<family>/cases/*.toml``) carry their own ``xfail``; this file covers the checks that
 are plain test functions. Each entry::
 
     [[known_failure]]
@@ -106,7 +106,7 @@ def _suite_checks(base: str) -> frozenset[str]:
     names: set[str] = set()
     root = Path(base)
     for path in sorted(root.rglob("test_*.py")):
-        rel = path.relative_to(root).as_posix()
+        rel = path.name  # check ids name the module by file name, without its family folder
         try:
             tree = ast.parse(path.read_text(encoding="utf-8"))
         except (SyntaxError, UnicodeDecodeError, OSError):
@@ -188,7 +188,7 @@ def item_check_names(nodeid: str, path: Path | None, target_id: str) -> tuple[st
     rel = nodeid.split("::", 1)[0]
     if path is not None:
         try:
-            rel = Path(path).resolve().relative_to(suite_dir().resolve()).as_posix()
+            rel = Path(path).resolve().relative_to(suite_dir().resolve()).name
         except ValueError:
             pass
     full = check_name(f"{rel}::{rest}", target_id)

@@ -22,6 +22,18 @@ def suite_dir() -> Path:
     return _find("conformance")
 
 
+def suite_module(name: str) -> Path:
+    """A conformance module by its file name (``test_vision.py``) or its path under the suite
+    (``vision/test_vision.py``); check ids name modules by file name, so file names are unique."""
+    direct = suite_dir() / name
+    if direct.exists():
+        return direct
+    found = sorted(suite_dir().glob(f"*/{name}"))
+    if len(found) != 1:
+        raise FileNotFoundError(f"no single conformance module named {name!r} under {suite_dir()} (found {found})")
+    return found[0]
+
+
 def fixtures_dir() -> Path:
     """Static assets (``fixtures/``): images, tool schemas."""
     return _find("fixtures")

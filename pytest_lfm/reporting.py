@@ -258,12 +258,13 @@ def is_failed(status: str) -> bool:
     return status in (FAILED, SERVER_DOWN)
 
 
-_SUITE_PREFIX = re.compile(r"^(?:.*/)?conformance/")
+_SUITE_PREFIX = re.compile(r"^(?:.*/)?conformance/(?:[^/]+/)*")
 
 
 def normalize_nodeid(nodeid: str) -> str:
-    """The node id relative to the conformance suite, so runs from a checkout and from an installed
-    package compare equal (``conformance/test_x.py::t[a]`` → ``test_x.py::t[a]``)."""
+    """The node id as the check id names it: the module's file name without its folders, so runs from a
+    checkout and from an installed package compare equal and a module moved into a family folder keeps
+    its id (``conformance/x/test_x.py::t[a]`` → ``test_x.py::t[a]``)."""
     path, sep, rest = nodeid.partition("::")
     return _SUITE_PREFIX.sub("", path) + sep + rest
 

@@ -21,7 +21,7 @@ PYTHON="${PYTHON:-python}"
 ROOT="${LFM_SGLANG_PARSERS_ROOT:-.sglang-parsers}"
 VERSIONS=("$@")
 [[ ${#VERSIONS[@]} -eq 0 ]] && VERSIONS=(0.5.23 0.5.17)
-read -r -a CHECKS <<< "${LFM_UPSTREAM_CHECKS:-conformance/test_tool_parser.py conformance/test_reasoning_parser.py}"
+read -r -a CHECKS <<< "${LFM_UPSTREAM_CHECKS:-conformance/tool_calls/test_tool_parser.py conformance/reasoning/test_reasoning_parser.py}"
 
 status=0
 for version in "${VERSIONS[@]}"; do

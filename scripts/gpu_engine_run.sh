@@ -3,7 +3,7 @@
 #
 #   scripts/gpu_engine_run.sh OUTDIR
 #
-# Runs conformance/test_engine.py through SGLang's offline sgl.Engine, in the pytest process, on the
+# Runs conformance/engine/test_engine.py through SGLang's offline sgl.Engine, in the pytest process, on the
 # project's tiny random-weight fixture checkpoints (fixtures/models/build_fixture_models.py), one variant
 # per pytest process (one engine at a time: SGLang sizes its memory pools from what is free, and
 # Engine.shutdown() kills every child of its process). Writes, per run:
@@ -16,8 +16,8 @@
 #   ENGINE_RUNS   space-separated VARIANT=CHECKPOINT pairs (default "8B-A1B=tiny-lfm2-moe"; e.g. add
 #                 "VL-1.6B=tiny-lfm2-vl 1.2B-Base=tiny-lfm2-dense")
 #   MODELS        directory of the fixture checkpoints (default .gpu/models)
-#   ARCHIVE       SGLang 0.5.17 archive (default .gpu/sglang-0.5.17.tar.xz; /work/shared/gpu/README.md)
-#   SITE          where the archive is unpacked once (default ~/sglang-site, as .gpu/start_sglang.sh)
+#   ARCHIVE       SGLang 0.5.17 archive (default .gpu/sglang-0.5.17.tar.xz; scripts/gpu/build_sglang_archive.sh)
+#   SITE          where the archive is unpacked once (default ~/sglang-site, as scripts/gpu/start_sglang.sh)
 #   LFM_HARDWARE  the GPU (default h100)
 #   ENGINE_BUDGET_S  seconds one pytest run may take (default 540); on expiry `timeout` sends SIGTERM,
 #                 which the plugin turns into Ctrl-C: the engine is shut down and the report written
@@ -61,7 +61,7 @@ for run in $RUNS; do
   variant=${run%%=*} model=${run#*=}
   t0=$(date +%s)
   echo "== $variant: sgl.Engine on $MODELS/$model (GPU memory used before: $(nvidia-smi --query-gpu=memory.used --format=csv,noheader 2>/dev/null | head -1))"
-  timeout --signal=TERM --kill-after=60 "$BUDGET" python3 -m pytest "${PLUGIN[@]}" conformance/test_engine.py \
+  timeout --signal=TERM --kill-after=60 "$BUDGET" python3 -m pytest "${PLUGIN[@]}" conformance/engine/test_engine.py \
     --rootdir="$REPO" --lfm-engine --lfm-model-path "$variant=$MODELS/$model" --lfm-variant "$variant" \
     --lfm-hardware "$HW" --lfm-report "$OUT/report-$variant" -p no:cacheprovider -v -rA "${EXTRA[@]}" \
     > "$OUT/pytest-engine-$variant.txt" 2>&1

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from pytest_lfm.paths import suite_dir
+from pytest_lfm.paths import suite_module
 
 pytest_plugins = ["pytester"]
 
@@ -80,7 +80,7 @@ def run_suite(pytester: pytest.Pytester, modules: Iterable[str], *, variants: It
     """Run conformance modules (names under ``conformance/``) against reference servers started by the
     plugin, or against ``server`` (``VARIANT=URL`` or a URL of a server the test started itself)."""
     report = pytester.path / "lfm-report"
-    args = [str(suite_dir() / m) for m in modules]
+    args = [str(suite_module(m)) for m in modules]
     args += [f"--lfm-server={server or 'reference'}", f"--lfm-report={report}", "-p", "no:cacheprovider", "-q"]
     if server is None:
         args += [f"--lfm-variant={v}" for v in variants]

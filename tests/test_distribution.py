@@ -33,14 +33,15 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_wheel_and_sdist_carry_the_suite(dist: Path) -> None:
     wheel = next(dist.glob("*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    assert "pytest_lfm/conformance/test_protocol.py" in names
+    assert "pytest_lfm/conformance/protocol/test_protocol.py" in names
     assert "pytest_lfm/data/variants.toml" in names
-    assert any(n.startswith("pytest_lfm/conformance/cases/") for n in names) or True  # cases may be empty early on
+    assert "pytest_lfm/conformance/case.schema.json" in names
+    assert "pytest_lfm/conformance/tool_calls/cases/basic.toml" in names
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     assert "lfm = pytest_lfm.plugin" in zipfile.ZipFile(wheel).read(entry).decode()
     sdist = next(dist.glob("*.tar.gz"))
     members = tarfile.open(sdist).getnames()
-    assert any(m.endswith("/conformance/test_protocol.py") for m in members)
+    assert any(m.endswith("/conformance/protocol/test_protocol.py") for m in members)
     assert any(m.endswith("/pytest_lfm/plugin.py") for m in members)
 
 

@@ -19,7 +19,7 @@ from pytest_lfm import engine as eng
 from pytest_lfm.engine import EngineFailed, EngineHandle, EnginePool, EngineResult
 from pytest_lfm.errors import LfmUsageError
 from pytest_lfm.hardware import get_hardware
-from pytest_lfm.paths import suite_dir
+from pytest_lfm.paths import suite_module
 from pytest_lfm.variants import get_variant
 
 REPO = Path(__file__).resolve().parent.parent
@@ -49,7 +49,7 @@ def _run(pytester: pytest.Pytester, modules: list[str], *extra: str,
          models: Mapping[str, str] | None = None) -> tuple[int, str, dict[str, dict[str, Any]]]:
     """One engine-mode run in a fresh process; returns (exit code, output, nodeid → report check)."""
     report = pytester.path / "lfm-report"
-    args = [str(suite_dir() / m) for m in modules]
+    args = [str(suite_module(m)) for m in modules]
     models = {"8B-A1B": "tiny-lfm2-moe"} if models is None else models
     args += [f"--lfm-model-path={v}={pytester.path / 'models' / d}" for v, d in models.items()]
     args += ["--lfm-engine", "--lfm-hardware=h100", f"--lfm-report={report}", "-p", "no:cacheprovider", "-q", *extra]
@@ -81,8 +81,8 @@ def test_engine_checks_run_and_http_checks_skip(pytester: pytest.Pytester, fake:
     for name in ("greedy_repeatable", "top_k=1", "min_p=1.0", "repetition_penalty", "completion_length"):
         assert {v for k, v in engine.items() if name in k} == {"passed"}, (name, engine)
     assert _outcomes(checks, "forced_tool_calls_parse") == {
-        "conformance/test_engine.py::test_engine_forced_tool_calls_parse[8B-A1B]": "passed",
-        "conformance/test_engine.py::test_engine_forced_tool_calls_parse[VL-1.6B]": "passed"}
+        "conformance/engine/test_engine.py::test_engine_forced_tool_calls_parse[8B-A1B]": "passed",
+        "conformance/engine/test_engine.py::test_engine_forced_tool_calls_parse[VL-1.6B]": "passed"}
     assert set(_outcomes(checks, "forced_reasoning_split").values()) == {"passed", "skipped"}  # VL: no reasoning
     assert set(_outcomes(checks, "test_engine_image_data[VL-1.6B").values()) == {"passed"}
     http = {k: v for k, v in checks.items() if "test_sampling.py" in k}
@@ -105,7 +105,7 @@ def test_a_failing_check_still_shuts_the_engine_down(pytester: pytest.Pytester, 
     ret, out, checks = _run(pytester, ["test_engine.py"])
     assert ret == 1, out[-3000:]
     failed = {k: c for k, c in checks.items() if c["outcome"] == "failed"}
-    assert list(failed) == ["conformance/test_engine.py::test_engine_restriction_makes_temperature_1_greedy"
+    assert list(failed) == ["conformance/engine/test_engine.py::test_engine_restriction_makes_temperature_1_greedy"
                             "[8B-A1B-top_k=1]"], out[-3000:]
     msg = next(iter(failed.values()))["message"]
     assert "Expected" in msg and "Actual" in msg and "top_k=1 at temperature 1 did not decode greedily" in msg
@@ -145,7 +145,7 @@ def test_engine_that_fails_to_start_is_one_clear_error(pytester: pytest.Pytester
 
 
 def test_engine_checks_skip_on_server_targets(pytester: pytest.Pytester) -> None:
-    result = pytester.runpytest_subprocess(str(suite_dir() / "test_engine.py"), "--lfm-server=reference",
+    result = pytester.runpytest_subprocess(str(suite_module("test_engine.py")), "--lfm-server=reference",
                                            "--lfm-variant=350M", "--lfm-hardware=h100", "-p", "no:cacheprovider",
                                            "-rs", timeout=300)
     out = result.stdout.str()

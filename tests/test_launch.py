@@ -207,7 +207,7 @@ def test_suite_runs_against_launched_servers_shared_by_xdist_workers(
     monkeypatch.setenv("FAKE_SGLANG_MODE", "ok")
     result = pytester.runpytest_subprocess(
         "--lfm-launch", "--lfm-hardware=h100", "--lfm-variant=350M", "--lfm-variant=1.2B-Instruct", FAKE_OPT,
-        "-n", "2", "-p", "no:cacheprovider", str(REPO / "conformance" / "test_protocol.py"), timeout=300)
+        "-n", "2", "-p", "no:cacheprovider", str(REPO / "conformance" / "protocol" / "test_protocol.py"), timeout=300)
     out = result.stdout.str()
     assert result.ret == 0, out[-3000:]
     assert "mode=launch" in out
@@ -316,7 +316,7 @@ def test_launch_real_sglang_on_this_gpu(pytester: pytest.Pytester) -> None:
     variant = model.split("=", 1)[0] if model else "350M"
     args = ["--lfm-launch", f"--lfm-variant={variant}", f"--lfm-sglang-command={python}",
             f"--lfm-log-dir={pytester.path / 'logs'}", "-p", "no:cacheprovider", "-p", "no:xdist",
-            str(REPO / "conformance" / "test_protocol.py")]
+            str(REPO / "conformance" / "protocol" / "test_protocol.py")]
     if model:
         args.append(f"--lfm-model-path={model}")
     if os.environ.get("PYTEST_LFM_GPU_SGLANG_ARGS"):

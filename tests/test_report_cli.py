@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from pytest_lfm.__main__ import build_parser, main
-from pytest_lfm.paths import suite_dir
+from pytest_lfm.paths import suite_module
 from pytest_lfm.reporting import load_report
 
 VARIANTS = ("1.2B-Instruct", "VL-1.6B")
@@ -25,7 +25,7 @@ VARIANTS = ("1.2B-Instruct", "VL-1.6B")
 
 def _run(out: Path, *faults: str) -> Path:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("LFM_") and k != "PYTEST_ADDOPTS"}
-    args = [sys.executable, "-m", "pytest", str(suite_dir() / "test_protocol.py"), "--lfm-server=reference",
+    args = [sys.executable, "-m", "pytest", str(suite_module("test_protocol.py")), "--lfm-server=reference",
             f"--lfm-report={out}", "-p", "no:cacheprovider", "-q"]
     args += [f"--lfm-variant={v}" for v in VARIANTS] + [f"--lfm-reference-fault={f}" for f in faults]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=600, env=clean, check=False)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_lfm.paths import suite_dir
+from pytest_lfm.paths import suite_module
 
 VARIANTS = ("1.2B-Instruct", "VL-1.6B")
 INSTALL = "apt-get install -y chromium"
@@ -66,7 +66,7 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
     chromium()
     base = tmp_path_factory.mktemp("html")
     env = {k: v for k, v in os.environ.items() if not k.startswith("LFM_") and k != "PYTEST_ADDOPTS"}
-    args = [sys.executable, "-m", "pytest", str(suite_dir() / "test_protocol.py"), "--lfm-server=reference",
+    args = [sys.executable, "-m", "pytest", str(suite_module("test_protocol.py")), "--lfm-server=reference",
             f"--lfm-report={base / 'report'}", "-p", "no:cacheprovider", "-q", "--lfm-reference-fault=usage_wrong"]
     args += [f"--lfm-variant={v}" for v in VARIANTS]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env, check=False)

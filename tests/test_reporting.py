@@ -1,7 +1,7 @@
 """Reports: report.json (schema, environment, cells, checks), matrix.md, matrix.html, merge, known failures
 as data, JUnit XML properties, and pytest-xdist.
 
-The end-to-end tests run ``conformance/test_protocol.py`` against the reference server in a subprocess,
+The end-to-end tests run ``conformance/protocol/test_protocol.py`` against the reference server in a subprocess,
 with the ``usage_wrong`` fault (the usage arithmetic checks fail) or without faults.
 """
 
@@ -22,7 +22,7 @@ import pytest
 
 from pytest_lfm import expectations
 from pytest_lfm.errors import LfmUsageError
-from pytest_lfm.paths import suite_dir
+from pytest_lfm.paths import suite_module
 from pytest_lfm.report_diff import diff_reports
 from pytest_lfm.reporting import (
     CheckResult,
@@ -49,9 +49,9 @@ USAGE_CHECKS = ("test_chat_completion_shape", "test_stream_order")
 
 def run_protocol(out: Path, *, faults: Iterable[str] = (), extra: Iterable[str] = (),
                  env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run conformance/test_protocol.py against reference servers for VARIANTS, report into ``out``."""
+    """Run conformance/protocol/test_protocol.py against reference servers for VARIANTS, report into ``out``."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("LFM_") and k != "PYTEST_ADDOPTS"}
-    args = [sys.executable, "-m", "pytest", str(suite_dir() / "test_protocol.py"), "--lfm-server=reference",
+    args = [sys.executable, "-m", "pytest", str(suite_module("test_protocol.py")), "--lfm-server=reference",
             f"--lfm-report={out}", "-p", "no:cacheprovider", "-q"]
     args += [f"--lfm-variant={v}" for v in VARIANTS] + [f"--lfm-reference-fault={f}" for f in faults] + list(extra)
     return subprocess.run(args, capture_output=True, text=True, timeout=600, env={**clean, **(env or {})},
@@ -229,8 +229,9 @@ def test_check_name_strips_target_and_suite_prefix() -> None:
     assert check_name("conformance/test_x.py::t[1.2B-Instruct]", "1.2B-Instruct") == "test_x.py::t"
     assert check_name("conformance/test_x.py::t[case-a-1.2B-Instruct]", "1.2B-Instruct") == "test_x.py::t[case-a]"
     assert check_name("site/pytest_lfm/conformance/sub/test_y.py::C::t[VL-1.6B-b]", "VL-1.6B") == \
-        "sub/test_y.py::C::t[b]"
+        "test_y.py::C::t[b]"  # check ids name the module by file name: a family folder is not part of it
     assert normalize_nodeid("/abs/conformance/test_x.py::t[a]") == "test_x.py::t[a]"
+    assert normalize_nodeid("conformance/vision/test_vision.py::t[a]") == "test_vision.py::t[a]"
 
 
 @pytest.mark.parametrize(("counts", "status"), [
@@ -391,6 +392,6 @@ def test_known_failure_patterns_match_check_names(tmp_path: Path) -> None:
 
 
 def test_item_check_names(tmp_path: Path) -> None:
-    path = suite_dir() / "test_protocol.py"
+    path = suite_module("test_protocol.py")
     full, bare = expectations.item_check_names("conformance/test_protocol.py::test_x[c1-VL-1.6B]", path, "VL-1.6B")
     assert (full, bare) == ("test_protocol.py::test_x[c1]", "test_protocol.py::test_x")

@@ -22,8 +22,10 @@ class ReferenceProcess:
     """``python -m pytest_lfm.reference`` on a free loopback port, in its own process group."""
 
     def __init__(self, variant_id: str, faults: Iterable[str] = (), api_key: str | None = None,
-                 version: str | None = None, sglang_dir: str | None = None, hardware: str | None = None) -> None:
+                 version: str | None = None, sglang_dir: str | None = None, hardware: str | None = None,
+                 stream_interval: int = 1) -> None:
         self.variant_id = variant_id
+        self.stream_interval = stream_interval  # tokens per stream chunk (SGLang's --stream-interval)
         self.hardware = hardware  # reported in /server_info's resolved backends
         self.faults = list(faults)
         self.api_key = api_key
@@ -54,6 +56,8 @@ class ReferenceProcess:
             cmd += ["--parsers", "sglang", "--sglang-dir", self.sglang_dir]
         if self.hardware:
             cmd += ["--hardware", self.hardware]
+        if self.stream_interval != 1:
+            cmd += ["--stream-interval", str(self.stream_interval)]
         env = dict(os.environ)
         if self.api_key:
             cmd += ["--api-key-env", "LFM_REFERENCE_API_KEY"]  # never in argv

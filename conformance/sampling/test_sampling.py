@@ -1,0 +1,214 @@
+"""Sampling forwarding: every sampler field reaches SGLang's sampler with SGLang's semantics.
+
+Each behavioural proof is built so that it holds on a random-weight checkpoint too (outputs are noise
+there, but the sampler's semantics are not): a restriction that leaves one candidate (``top_k=1``,
+``min_p=1``, a tiny ``top_p``) turns temperature 1 into greedy for every seed, while the same requests
+without the restriction differ from greedy; penalties change a greedy continuation that repeats itself.
+The proofs run on ``/v1/chat/completions`` (chat variants; the text is reasoning plus content) and on
+``/v1/completions`` (every variant), because the two endpoints convert requests separately (§3.1, §3.2).
+Every check cites ``sglang-lfm2-behaviour.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from pytest_lfm.assertions import expect_restriction_is_greedy, expect_status, expect_true
+from pytest_lfm.cases import Case, load_cases
+from pytest_lfm.client import LfmHttp
+from pytest_lfm.server.base import Target
+
+ENDPOINTS = ["chat", "completions"]
+SEEDS = (11, 23, 37, 41)
+MAX_TOKENS = 16
+PROSE = "Write two sentences about a river valley in spring."
+# A prompt that makes a model repeat itself: a base model continues the pattern; a random-weight model
+# repeats one token under greedy decoding anyway.
+REPEAT_PROMPTS = ("ab ab ab ab ab ab ab ab ab ab ab ab", "the cat, the cat, the cat, the cat, the cat,")
+
+Generate = Callable[..., str]
+
+
+def _text_of(endpoint: str, resp: dict[str, Any]) -> str:
+    choice = resp["choices"][0]
+    if endpoint == "completions":
+        return str(choice.get("text") or "")
+    msg = choice.get("message") or {}
+    return str(msg.get("reasoning_content") or "") + str(msg.get("content") or "")
+
+
+def _generator(http: LfmHttp, target: Target, endpoint: str) -> Generate:
+    """``gen(prompt, **sampling) -> text`` on one endpoint (skips chat on completions-only variants)."""
+    if endpoint == "chat" and not target.variant.supports("chat"):
+        pytest.skip(f"needs chat; variant {target.variant.id} is completions-only (§3.5 cookbook: Base)")
+
+    def gen(prompt: str, **sampling: Any) -> str:
+        __tracebackhide__ = True
+        fields = {"max_tokens": MAX_TOKENS, **sampling}
+        if endpoint == "chat":
+            resp = http.chat([{"role": "user", "content": prompt}], **fields)
+        else:
+            resp = http.post_json("/v1/completions", {"model": target.served_model, "prompt": prompt, **fields})
+        return _text_of(endpoint, resp)
+
+    return gen
+
+
+def repeated_fraction(text: str, n: int = 4) -> float:
+    """The share of character n-grams that occur earlier in the text (0: no repeats, near 1: a loop)."""
+    grams = [text[i:i + n] for i in range(max(0, len(text) - n + 1))]
+    return 0.0 if not grams else 1.0 - len(set(grams)) / len(grams)
+
+
+# ------------------------------------------------------------------------------------------ the preset
+
+
+@pytest.mark.lfm_requires("chat")
+def test_recommended_preset_accepted(lfm_chat: Callable[..., Any], lfm_variant: Any,
+                                     record_property: Callable[[str, object], None]) -> None:
+    """The variant's recommended sampling preset (temperature plus ``top_k``/``min_p``/
+    ``repetition_penalty`` in ``extra_body``, cookbook §3.1 helper) is accepted on chat: HTTP 200 with an
+    assistant choice (§3.1, §11)."""
+    preset = lfm_variant.sampling_kwargs()
+    record_property("lfm_preset", preset)
+    resp = lfm_chat([{"role": "user", "content": PROSE}], max_tokens=MAX_TOKENS)
+    choice = resp.choices[0]
+    expect_true("the preset request returns an assistant message", choice.message.role == "assistant",
+                "role assistant", choice.message.role, {"preset": preset})
+    expect_true("finish_reason", choice.finish_reason in ("stop", "length"), "stop or length",
+                choice.finish_reason, {"preset": preset})
+
+
+def test_recommended_preset_accepted_on_completions(lfm_http: LfmHttp, lfm_target: Target) -> None:
+    """The variant's preset is accepted on ``/v1/completions`` as the cookbook's Base example sends it
+    (temperature plus sampler fields at the top level) (§3.2, §11; cookbook §3.5)."""
+    preset = lfm_target.variant.sampling_kwargs()
+    body = {"model": lfm_target.served_model, "prompt": "The capital of France is", "max_tokens": MAX_TOKENS,
+            "temperature": preset["temperature"], **preset["extra_body"]}
+    r = lfm_http.post("/v1/completions", body)
+    expect_status("completion with the recommended preset", 200, r.status_code, r.text, {"request": body})
+
+
+# ------------------------------------------------------------------------------------------ restrictions
+
+_BASELINES: dict[tuple[str, str], tuple[str, dict[int, str]]] = {}
+RESTRICTIONS = load_cases("sampling")  # cases/restrictions.toml
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+@pytest.mark.parametrize("case", RESTRICTIONS, ids=str)
+def test_restriction_makes_temperature_1_greedy(lfm_http: LfmHttp, lfm_target: Target, endpoint: str,
+                                                case: Case,
+                                                record_property: Callable[[str, object], None]) -> None:
+    """A filter that keeps only the most likely token (``top_k=1``, ``min_p=1.0`` or ``top_p=1e-6``) makes
+    temperature 1 greedy: for each of 4 seeds the text equals the temperature-0 text (4 of 4); the same
+    seeds without the filter leave greedy at least once (at least 1 of 4), so the filter, not the
+    temperature, did it (§3.1 sampler fields; §4: temperature < 1e-6 is greedy)."""
+    gen = _generator(lfm_http, lfm_target, endpoint)
+    extra: dict[str, Any] = case["fields"]
+    key = (lfm_target.base_url, endpoint)
+    if key not in _BASELINES:  # greedy text and unrestricted T=1 texts, shared by the three filters
+        _BASELINES[key] = (gen(PROSE, temperature=0), {s: gen(PROSE, temperature=1.0, seed=s) for s in SEEDS})
+    greedy, free = _BASELINES[key]
+    restricted = {s: gen(PROSE, temperature=1.0, seed=s, **extra) for s in SEEDS}
+    expect_restriction_is_greedy(case.id, greedy, free, restricted, record_property,
+                                 "forwarded to the sampler", {"endpoint": endpoint, "filter": extra})
+
+
+# ------------------------------------------------------------------------------------------ seed
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_seed_reproducible(lfm_http: LfmHttp, lfm_target: Target, endpoint: str,
+                           record_property: Callable[[str, object], None]) -> None:
+    """At temperature 1 the same ``seed`` gives the same text (3 of 3 repeats per seed, 2 seeds). SGLang
+    applies ``sampling_seed`` only with ``--enable-deterministic-inference``; without it this is skipped
+    with that reason (§3.1 seed → sampling_seed, §8)."""
+    if not lfm_target.server_args.get("enable_deterministic_inference"):
+        pytest.skip("SGLang honours `seed` only with --enable-deterministic-inference; /server_info reports "
+                    f"enable_deterministic_inference={lfm_target.server_args.get('enable_deterministic_inference')}")
+    gen = _generator(lfm_http, lfm_target, endpoint)
+    runs = {s: [gen(PROSE, temperature=1.0, seed=s) for _ in range(3)] for s in SEEDS[:2]}
+    stable = sum(len(set(texts)) == 1 for texts in runs.values())
+    record_property("lfm_statistic", f"{stable}/{len(runs)} seeds gave 3 identical texts at T=1")
+    for s, texts in runs.items():
+        expect_true(f"seed {s} at temperature 1 gives the same text every time", len(set(texts)) == 1,
+                    "3 identical texts", texts, {"endpoint": endpoint})
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_different_seeds_differ(lfm_http: LfmHttp, lfm_target: Target, endpoint: str,
+                                record_property: Callable[[str, object], None]) -> None:
+    """At temperature 1, 4 different seeds give at least 2 distinct texts (k of n: >= 2 distinct of 4)
+    (§3.1 seed)."""
+    gen = _generator(lfm_http, lfm_target, endpoint)
+    texts = [gen(PROSE, temperature=1.0, seed=s) for s in SEEDS]
+    distinct = len(set(texts))
+    record_property("lfm_statistic", f"{distinct} distinct texts from {len(SEEDS)} seeds at T=1")
+    expect_true("different seeds at temperature 1 give different texts", distinct >= 2,
+                f">= 2 distinct texts of {len(SEEDS)}", texts, {"endpoint": endpoint})
+
+
+# ------------------------------------------------------------------------------------------ penalties
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_repetition_penalty_changes_repetitive_greedy(lfm_http: LfmHttp, lfm_target: Target, endpoint: str,
+                                                      record_property: Callable[[str, object], None]) -> None:
+    """On prompts that make the model repeat, greedy output with ``repetition_penalty=2.0`` differs from
+    ``1.0`` and repeats itself less (fewer repeated 4-grams, summed over the prompts) (§3.1; §4 range
+    (0, 2]). k of n: 2 of 2 prompts with real weights (and the reference model); >= 1 of 2 on a random-weight
+    fixture checkpoint, whose greedy token can lead by so much that halving its logit leaves it first (seen
+    with the dense fixture on SGLang 0.5.17, docs/runs/2026-11-22-h100-sglang-0.5.17)."""
+    gen = _generator(lfm_http, lfm_target, endpoint)
+    plain = [gen(p, temperature=0, repetition_penalty=1.0, max_tokens=32) for p in REPEAT_PROMPTS]
+    penal = [gen(p, temperature=0, repetition_penalty=2.0, max_tokens=32) for p in REPEAT_PROMPTS]
+    differ = sum(a != b for a, b in zip(plain, penal, strict=True))
+    rep_plain = sum(repeated_fraction(t) for t in plain)
+    rep_penal = sum(repeated_fraction(t) for t in penal)
+    record_property("lfm_statistic", f"rp=2 differs from rp=1 on {differ}/{len(REPEAT_PROMPTS)} prompts; "
+                                     f"repeated 4-gram share {rep_plain:.2f} -> {rep_penal:.2f}")
+    need = len(plain) if (lfm_target.real_weights or lfm_target.is_reference) else 1
+    expect_true("repetition_penalty=2.0 changes a repetitive greedy continuation", differ >= need,
+                f">= {need}/{len(plain)} prompts differ", f"{differ}/{len(plain)}",
+                {"rp=1.0": plain, "rp=2.0": penal, "endpoint": endpoint})
+    expect_true("repetition_penalty=2.0 lowers repetition", rep_penal < rep_plain,
+                f"repeated 4-gram share below {rep_plain:.2f}", f"{rep_penal:.2f}",
+                {"rp=1.0": plain, "rp=2.0": penal, "endpoint": endpoint})
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+@pytest.mark.parametrize("penalty", ["frequency_penalty", "presence_penalty"])
+def test_penalty_changes_repetitive_greedy(lfm_http: LfmHttp, lfm_target: Target, endpoint: str, penalty: str,
+                                           record_property: Callable[[str, object], None]) -> None:
+    """``frequency_penalty=2`` / ``presence_penalty=2`` change a repetitive greedy continuation on at least
+    1 of 2 prompts (k of n: >= 1 of 2) (§3.1: penalties on output tokens; §4 range [-2, 2])."""
+    gen = _generator(lfm_http, lfm_target, endpoint)
+    plain = [gen(p, temperature=0, max_tokens=32) for p in REPEAT_PROMPTS]
+    penal = [gen(p, temperature=0, max_tokens=32, **{penalty: 2.0}) for p in REPEAT_PROMPTS]
+    differ = sum(a != b for a, b in zip(plain, penal, strict=True))
+    record_property("lfm_statistic", f"{penalty}=2 changes greedy output on {differ}/{len(REPEAT_PROMPTS)} prompts")
+    expect_true(f"{penalty}=2 changes a repetitive greedy continuation", differ >= 1,
+                f">= 1 of {len(plain)} prompts differ", f"{differ}/{len(plain)}",
+                {"without": plain, f"{penalty}=2": penal, "endpoint": endpoint})
+
+
+# ------------------------------------------------------------------------------------------ typos
+
+
+@pytest.mark.lfm_requires("chat")
+def test_misspelled_field_is_a_finding(lfm_http: LfmHttp, record_property: Callable[[str, object], None]) -> None:
+    """A misspelled sampler field (``topk`` for ``top_k``) is not rejected: SGLang's request models have no
+    ``extra="forbid"``, so the typo is silently ignored (§3.1). Recorded as a finding (``lfm_finding``);
+    the check fails only on a 5xx."""
+    body = {"temperature": 1.0, "seed": 5, "topk": 1, "max_tokens": MAX_TOKENS}
+    r = lfm_http.post("/v1/chat/completions", lfm_http.chat_body([{"role": "user", "content": PROSE}], **body))
+    expect_status("a request with a misspelled field", (200, 400), r.status_code, r.text, {"request": body})
+    if r.status_code == 200:
+        record_property("lfm_finding", "misspelled field 'topk' accepted with 200 and ignored: typos in "
+                                       "extra_body are silent (§3.1); clients must spell top_k/min_p exactly")
+    else:
+        record_property("lfm_finding", "misspelled field 'topk' rejected with 400 (stricter than SGLang §3.1)")

@@ -1,0 +1,1 @@
+"""The tool_calls check family: its test module(s), cases/ (data) and faults.toml (the fault table)."""

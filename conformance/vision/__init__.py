@@ -1,0 +1,1 @@
+"""The vision check family: its test module(s), cases/ (data) and faults.toml (the fault table)."""
