@@ -70,6 +70,8 @@ class LfmConfig:
     sources: Mapping[str, str] = field(default_factory=dict)
     any_model_name: bool = False
     """Accept a declared variant that the server's model name contradicts (custom served model names)."""
+    step_summary: Path | None = None
+    """``--lfm-step-summary`` (else ``$GITHUB_STEP_SUMMARY``): where the markdown run summary is appended."""
 
     @property
     def has_target(self) -> bool:
@@ -167,6 +169,7 @@ def resolve(cli: Getter, ini: Getter, env: Mapping[str, str] | None = None) -> L
                             remedy="quote it as a shell would, e.g. --lfm-sglang-args='--context-length 2048'"
                             ) from None
     reference_parsers = _reference_parsers(pick(o.REFERENCE_PARSERS), servers)
+    step_summary = pick(o.STEP_SUMMARY) or environ.get("GITHUB_STEP_SUMMARY", "").strip()
     reference_version = _reference_version(str(pick(o.REFERENCE_VERSION) or "0.5.23"), servers, sources)
     return LfmConfig(
         servers=servers,
@@ -193,6 +196,7 @@ def resolve(cli: Getter, ini: Getter, env: Mapping[str, str] | None = None) -> L
         engine_args=engine_args,
         sources=sources,
         any_model_name=bool(pick(o.ANY_MODEL_NAME)),
+        step_summary=Path(step_summary) if step_summary else None,
     )
 
 

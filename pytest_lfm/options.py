@@ -165,10 +165,17 @@ ENGINE_ARG = OptionSpec(
     multiple=True, metavar="KEY=VALUE",
 )
 
+STEP_SUMMARY = OptionSpec(
+    "--lfm-step-summary", "lfm_step_summary", "LFM_STEP_SUMMARY",
+    "Append a compact markdown summary of the run (each cell's status, failed checks first, the report's "
+    "paths) to this file at the end of the session. Default: $GITHUB_STEP_SUMMARY when GitHub Actions sets it.",
+    metavar="PATH",
+)
+
 ALL_OPTIONS: tuple[OptionSpec, ...] = (SERVER, VARIANT, HARDWARE, API_KEY, TIMEOUT, REPORT, FAULT, IMAGE_HOST,
                                        LAUNCH, PRINT_RECIPE, MODEL_PATH, FRAMING, SGLANG_IMAGE, STARTUP_TIMEOUT,
                                        LOG_DIR, SGLANG_COMMAND, SGLANG_ARGS, REFERENCE_PARSERS, REFERENCE_VERSION,
-                                       ENGINE, ENGINE_ARG, ANY_MODEL_NAME)
+                                       ENGINE, ENGINE_ARG, ANY_MODEL_NAME, STEP_SUMMARY)
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from pytest_lfm.session import (
     is_xdist_controller,
     resolve_config,
 )
+from pytest_lfm.summary import write_step_summary
 from pytest_lfm.targets import TargetSet, open_targets
 from pytest_lfm.variants import Variant
 
@@ -164,6 +165,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                                                      config.stash.get(RESULTS_KEY, []), collect.run_info(config))
         if cfg is not None and cfg.report_dir is not None and not is_worker(config):
             collect.write(cfg.report_dir, config.stash[REPORT_KEY], config.pluginmanager.get_plugin("terminalreporter"))
+        if cfg is not None and cfg.step_summary is not None and REPORT_KEY in config.stash and not is_worker(config):
+            line = write_step_summary(cfg, config.stash[REPORT_KEY], getattr(config.option, "xmlpath", None))
+            config.get_terminal_writer().line(line)  # $GITHUB_STEP_SUMMARY / --lfm-step-summary
     finally:
         targets = config.stash.get(TARGETS_KEY, None)
         if targets is not None:

@@ -15,9 +15,10 @@ pytest_plugins = ["pytester"]
 
 @pytest.fixture(autouse=True)
 def _clean_lfm_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests of the plugin must not see the developer's LFM_* or PYTEST_ADDOPTS settings."""
+    """Tests of the plugin must not see the developer's LFM_* or PYTEST_ADDOPTS settings, nor write into a
+    CI job's step summary."""
     for key in list(os.environ):
-        if key.startswith("LFM_") or key == "PYTEST_ADDOPTS":
+        if key.startswith("LFM_") or key in ("PYTEST_ADDOPTS", "GITHUB_STEP_SUMMARY"):
             monkeypatch.delenv(key)
 
 
