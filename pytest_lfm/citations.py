@@ -16,6 +16,8 @@ from pathlib import Path
 from pytest_lfm.paths import PACKAGE_DIR
 
 DOC_NAME = "sglang-behaviour.md"
+REPORT_SECTION = "lfm behaviour notes"
+"""The report section a failing check carries: the cited sections of the notes, as paths."""
 CITATION = re.compile(r"§\s?((?:F\.)?\d+(?:\.\d+)*|F)\b")
 _ANCHOR = re.compile(r'<a id="([^"]+)"></a>')
 

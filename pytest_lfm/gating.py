@@ -7,10 +7,9 @@ own reporting (``-rs``, ``-rx``, junitxml) shows the reason.
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
+from pytest_lfm import citations
 from pytest_lfm.cases import Case
 from pytest_lfm.engine import HTTP_SKIP
 from pytest_lfm.expectations import case_gate_skip, known_failure_mark
@@ -28,7 +27,6 @@ NO_TARGET = """the conformance checks need a server to check, and none was given
   --lfm-engine                  run SGLang's offline sgl.Engine in this process, one per variant given with
                                 --lfm-model-path VARIANT=PATH (checks that need HTTP skip)
 Example: pytest --lfm-server=reference --lfm-report=lfm-report"""
-_SECTION = re.compile(r"§\s?\d+(?:\.\d+)*")
 HTTP_FIXTURES = ("lfm_http", "lfm_client", "lfm_chat")
 ENGINE_SKIP = "needs --lfm-engine"
 
@@ -92,7 +90,7 @@ def section_of(item: pytest.Item) -> str:
     if case is not None and case.section:
         return case.section
     doc = getattr(getattr(item, "function", None), "__doc__", None) or ""
-    return ", ".join(dict.fromkeys(s.replace(" ", "") for s in _SECTION.findall(doc)))
+    return ", ".join(s.replace(" ", "") for s in citations.sections(doc))
 
 
 def family_of(item: pytest.Item) -> str:

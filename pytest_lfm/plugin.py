@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 
-from pytest_lfm import collect, gating
+from pytest_lfm import citations, collect, gating
 from pytest_lfm import options as o
 from pytest_lfm.client import LfmHttp, openai_client, preset_chat
 from pytest_lfm.config import LfmConfig
@@ -125,8 +125,13 @@ def pytest_configure_node(node: Any) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    """Attach the launched server's log tail (section "lfm server log") to failing reports only."""
+    """On failing reports only: the behaviour notes the check cites, as paths a user can open (section
+    "lfm behaviour notes"), and the launched server's log tail (section "lfm server log")."""
     report = yield
+    if report.failed:
+        cited = citations.see_also(gating.section_of(item))
+        if cited:
+            report.sections.append((citations.REPORT_SECTION, cited))
     target = gating.item_target(item)
     if report.failed and target is not None and target.log_path:
         cfg = item.config.stash[CONFIG_KEY]

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from harness import Suite
 
 from pytest_lfm import citations
 
@@ -46,3 +47,12 @@ def test_see_also_names_a_path_a_user_can_open() -> None:
     path, _, frag = line.split(" ")[2].rstrip(",").partition("#")
     assert Path(path).is_file() and frag == "s2.1"
     assert "§99" not in line
+
+
+def test_a_failing_check_prints_the_notes_it_cites(suite: Suite) -> None:
+    """A check that fails carries, in its report, the sections it cites as paths into the shipped notes."""
+    run = suite("test_completions.py", variants=["1.2B-Base"], faults=["stop_ignored"],
+                extra=["-k", "test_stop_honoured_with_matched_stop", "-rf"])
+    run.assert_fails("test_stop_honoured_with_matched_stop", "text before the stop string")
+    assert citations.REPORT_SECTION in run.stdout, run.stdout[-3000:]
+    assert f"{citations.doc_path()}#s3.3" in run.stdout, run.stdout[-3000:]
