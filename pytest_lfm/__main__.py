@@ -1,7 +1,10 @@
 """``python -m pytest_lfm``: tools over ``report.json`` files written by ``pytest --lfm-report=DIR``.
 
-* ``diff OLD.json NEW.json``: new failures, fixes, newly skipped checks and changed behaviour between two
-  runs (e.g. two SGLang versions); exit status 1 on a regression, so it can gate an upstream upgrade.
+* ``diff OLD.json NEW.json``: regressions, checks absent from NEW, fixes, changed expectations and checks
+  newly not run between two runs (e.g. two SGLang versions; :mod:`pytest_lfm.report_diff`); exit status
+  1 on a regression, so it can gate an upstream upgrade.
+* ``releases compare OLD NEW``: every corpus case through two SGLang releases' real parser code, and every
+  case whose output changed (:mod:`pytest_lfm.compare`).
 * ``merge A.json B.json ...``: combine runs (e.g. one per GPU) into one report and matrix.
 * ``bench --server URL [--variant ID --hardware HW] ...``: the serving benchmark of :mod:`pytest_lfm.bench`
   (TTFT, TPOT, ITL, throughput; JSON and a latency plot with ``--out DIR``), outside pytest.
@@ -15,27 +18,45 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pytest_lfm.reporting import (
-    ReportError,
+from pytest_lfm.errors import LfmError
+from pytest_lfm.report_diff import (
+    EXIT_BAD_INPUT,
+    EXIT_OK,
+    EXIT_REGRESSION,
+    LIST_LIMIT,
     diff_reports,
-    load_report,
-    merge_reports,
     render_diff,
-    write_report_files,
 )
+from pytest_lfm.reporting import load_report, merge_reports, write_report_files
 
-EXIT_OK = 0
-EXIT_REGRESSION = 1
-EXIT_BAD_INPUT = 2
+_DIFF_HELP = """Compare two reports check by check (matched on the cell: hardware/variant/quantization/
+strategy/nodes, and the check id FILE.py::test[params]). Messages are compared with version strings,
+ports, pids, ids, temporary paths and durations masked, and a check that changed the same way in several
+cells is one line naming them. Sections:
 
-_DIFF_HELP = """Compare two reports check by check (matched on hardware/variant/quantization/strategy/nodes and
-the check's node id relative to the suite) and list, per category: regressions (passed before, failed or
-error now), newly failing cells, other new failures, fixes (failing before, passing now, including
-unexpected passes of known failures), newly skipped checks, changed behaviour (same outcome but a
-different failure message or statistic), new checks and checks no longer run.
+  Regressions             failing now where it passed, was skipped or was absent before; or a known
+                          failure now applies where the check passed before
+  Absent from NEW         in OLD, not in NEW (an interrupted or filtered run leaves checks out)
+  Fixes                   failing before, passing now (or a strict unexpected pass of a known failure)
+  Changed expectations    a known failure or a version gate moved (xfailed <-> failed/passed, or a
+                          check a version gate skips now runs, or the reverse)
+  Newly not run           ran before; skipped (not by a version gate) or not run now
+  then: still failing with a different message, newly run, new checks, changed statistic.
 
-Exit status: 0 no regression; 1 a regression (a check went from passed to failed/error, or a cell became
-Failing through failed checks); 2 an input file could not be read or is not a pytest-lfm report."""
+A report whose run was interrupted or filtered (-k, -m, paths, --lf; read from its "run" block) is
+flagged at the top; its absent checks count as a regression unless --allow-partial.
+
+Exit status: 0 no regression; 1 a regression (absent checks included unless --allow-partial);
+2 an input file could not be read or is not a pytest-lfm report."""
+
+_RELEASES_HELP = """Compare two SGLang releases' parser code directly, without a server: install both (once,
+with scripts/install_sglang_parsers.sh into $LFM_SGLANG_PARSERS_ROOT/VERSION, default
+.sglang-parsers/VERSION), run every tool-call and reasoning corpus case through each release's real
+parsers (non-streaming and streaming paths), and print the parser source files that differ (sha256) and
+every case whose output changed, both outputs side by side, whether or not an expectation covers it.
+
+Exit status: 0 the comparison ran (changed outputs are information); 2 unusable input (an unknown
+release, a failed install, parsers that do not load), naming what was tried and what to do."""
 
 _MERGE_HELP = """Combine the reports of several runs (e.g. one per GPU, or one per SGLang server) into one
 report.json, matrix.md and matrix.html. Cells with the same hardware/variant/quantization/strategy/nodes
@@ -51,12 +72,18 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m pytest_lfm",
         description="Tools over pytest-lfm reports (report.json written by `pytest --lfm-report=DIR`).",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{diff,merge,bench}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{diff,merge,releases,bench}")
     d = sub.add_parser("diff", help="compare two reports; exit 1 on a regression",
                        description=_DIFF_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     d.add_argument("old", metavar="OLD.json", help="the baseline report (or a directory holding report.json)")
     d.add_argument("new", metavar="NEW.json", help="the report to check (or a directory holding report.json)")
-    d.add_argument("--json", action="store_true", help="print the categories as JSON instead of text")
+    d.add_argument("--json", action="store_true", help="print the sections as JSON instead of text")
+    d.add_argument("--full", action="store_true",
+                   help=f"list every check of the long informational sections (absent, newly not run, newly run, "
+                        f"new checks, changed statistic), not only the first {LIST_LIMIT}")
+    d.add_argument("--allow-partial", action="store_true",
+                   help="do not count checks absent from NEW as a regression (comparing a filtered or "
+                        "interrupted run on purpose)")
     m = sub.add_parser("merge", help="combine several reports into one matrix",
                        description=_MERGE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     m.add_argument("reports", metavar="REPORT.json", nargs="+",
@@ -64,6 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("-o", "--output", metavar="DIR", type=Path, default=Path("lfm-report-merged"),
                    help="directory to write report.json, matrix.md and matrix.html into "
                         "(default: lfm-report-merged)")
+    r = sub.add_parser("releases", help="compare two SGLang releases' parser code on the corpora",
+                       description=_RELEASES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    rsub = r.add_subparsers(dest="releases_command", required=True, metavar="{compare}")
+    rc = rsub.add_parser("compare", help="every corpus case through two releases; the outputs that changed",
+                         description=_RELEASES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    rc.add_argument("old", metavar="OLD", help="the baseline release, e.g. 0.5.22")
+    rc.add_argument("new", metavar="NEW", help="the release to check, e.g. 0.5.23")
+    rc.add_argument("--json", action="store_true", help="print outputs and source differences as JSON")
     from pytest_lfm.bench import SEED_COMMAND, add_arguments
 
     b = sub.add_parser("bench", help="serving benchmark: TTFT, TPOT, ITL, throughput (exit 1 over budget)",
@@ -76,12 +111,25 @@ def build_parser() -> argparse.ArgumentParser:
 def _diff(args: argparse.Namespace) -> int:
     old = load_report(args.old)
     new = load_report(args.new)
-    result = diff_reports(old, new)
+    result = diff_reports(old, new, allow_partial=args.allow_partial)
     if args.json:
         print(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
     else:
-        sys.stdout.write(render_diff(result, old, new, args.old, args.new))
+        sys.stdout.write(render_diff(result, old, new, args.old, args.new, full=args.full))
     return EXIT_REGRESSION if result.has_regression else EXIT_OK
+
+
+def _releases(args: argparse.Namespace) -> int:
+    from pytest_lfm.compare import compare, render
+
+    result = compare(args.old, args.new)
+    if args.json:
+        print(json.dumps({"old": result.old, "new": result.new, "changed": result.changed,
+                          "changed_sources": result.changed_sources, "old_outputs": result.old_outputs,
+                          "new_outputs": result.new_outputs}, indent=2, ensure_ascii=False))
+    else:
+        sys.stdout.write(render(result))
+    return EXIT_OK
 
 
 def _merge(args: argparse.Namespace) -> int:
@@ -104,9 +152,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from pytest_lfm.bench import run_cli
 
         return run_cli(args)
+    commands = {"diff": _diff, "merge": _merge, "releases": _releases}
     try:
-        return _diff(args) if args.command == "diff" else _merge(args)
-    except ReportError as exc:
+        return commands[args.command](args)
+    except LfmError as exc:
         print(f"error: {exc.render()}", file=sys.stderr)
         return EXIT_BAD_INPUT
 

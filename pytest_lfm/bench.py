@@ -1,21 +1,35 @@
 """Serving benchmark for LFM2.5 on SGLang: TTFT, TPOT, ITL, end-to-end latency and throughput.
 
-The workload is the one of Liquid's B300 low-latency benchmark (``python3 -m sglang.bench_serving --backend
-sglang-oai-chat --num-prompts 256 --max-concurrency 1 --random-input-len 1024 --random-output-len 128
---warmup-requests 128``): random prompts of ``input_len`` tokens, ``output_len`` output tokens forced with
-``ignore_eos`` and ``max_tokens``, ``num_prompts`` timed requests after ``warmup`` untimed ones, at a fixed
-concurrency (closed loop, one thread per in-flight request); optionally one 720p image per request (VL).
+The workload and every figure follow ``python -m sglang.bench_serving --backend sglang-oai-chat
+--dataset-name random-ids --random-range-ratio 1`` of SGLang 0.5.17 (``sglang/benchmark/serving.py`` and
+``datasets/random.py``), so that the two agree on one server; each deliberate difference is an option whose
+default is bench_serving's:
 
-The instrument: each request is one streaming ``POST /v1/chat/completions`` over an httpx client with
-TCP_NODELAY; timestamps are ``time.perf_counter_ns`` taken when bytes arrive. TTFT is the time to the first
-chunk with non-empty ``content`` or ``reasoning_content``; ITL are the gaps between later token chunks;
-TPOT is ``(e2e - ttft) / (output_tokens - 1)`` with ``output_tokens`` from the usage chunk
-(``stream_options.include_usage``); e2e ends at the last byte of the stream. These are bench_serving's
-definitions (it counts only ``content`` for TTFT; reasoning models would be timed from their first answer
-token there). Percentiles use numpy's linear interpolation, as bench_serving does.
+* Prompts (``dataset="random-ids"``): with the served model's tokenizer (``transformers``, from
+  ``--tokenizer`` or the server's ``/model_info``), seeded like bench_serving (``--seed``, default 42):
+  per prompt ``input_len - num_special_tokens_to_add()`` consecutive token ids from a random offset, modulo
+  ``vocab_size``, decoded to text. Prompts share no prefix. Without a local tokenizer the ``words`` dataset
+  (random English words, lengths calibrated with ``/v1/tokenize``) is used and the notes say so.
+* Request: one streaming ``POST /v1/chat/completions`` with one user message, ``temperature 0``,
+  ``max_completion_tokens`` and ``ignore_eos``; a new TCP connection per request (bench_serving opens an
+  aiohttp session per request; ``connection="pooled"`` reuses connections). Added:
+  ``stream_options.include_usage`` (the server's token count, to check that every request produced the
+  forced length; bench_serving falls back to the requested length when no usage arrives).
+* Warm-up (``warmup_mode="bench_serving"``): ``warmup`` copies of the FIRST timed prompt with
+  ``min(output_len, 32)`` output tokens, all sent at once, then a 1 s pause. ``"distinct"`` sends
+  ``warmup`` other prompts at the timed concurrency instead.
+* Arrival: every request is ready at once (request rate infinite) and at most ``concurrency`` are in flight
+  (bench_serving's semaphore: a closed loop with ``concurrency`` slots, requests in order).
+* Timer: ``time.perf_counter_ns`` when bytes arrive. TTFT is the time to the first chunk with non-empty
+  ``content`` or ``reasoning_content`` (0.5.17 counts reasoning too; ``first_token="content"`` counts only
+  answer text); ITL are the gaps between later token chunks; end-to-end latency ends at the last line of the
+  stream (``[DONE]``); TPOT is ``(e2e - ttft) / (output_tokens - 1)`` per request.
+* Throughput: output tokens over the window from the first send to the last completion.
+* Statistics: mean, median and percentiles with numpy's linear interpolation, as bench_serving.
 
 Also here: the performance budgets of ``data/performance.toml`` (per hardware, variant and concurrency, with
-their source and slack), a Pillow-drawn latency plot, and the ``python -m pytest_lfm bench`` command line.
+their source and slack), the latency plot (matplotlib, the ``[plot]`` extra), and the
+``python -m pytest_lfm bench`` command line.
 """
 
 from __future__ import annotations
@@ -37,7 +51,7 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import httpx
 import numpy as np
@@ -78,8 +92,13 @@ class Workload:
     concurrency: int = 1
     image: bool = False
     image_size: tuple[int, int] = IMAGE_720P
-    seed: int = 1
+    seed: int = 42
     timeout: float = 600.0
+    dataset: Literal["random-ids", "words"] = "random-ids"
+    warmup_mode: Literal["bench_serving", "distinct"] = "bench_serving"
+    first_token: Literal["any", "content"] = "any"
+    connection: Literal["per-request", "pooled"] = "per-request"
+    tokenizer: str | None = None
 
     def scaled(self, factor: float) -> Workload:
         """The same workload with ``num_prompts`` and ``warmup`` multiplied by ``factor`` (at least one
@@ -167,6 +186,68 @@ def make_prompts(client: httpx.Client | None, model: str, count: int, input_len:
     return PromptSet(prompts=prompts, calibrated=calibrated, note=note, token_counts=counts)
 
 
+class PromptTokenizer(Protocol):
+    """What the ``random-ids`` dataset needs of a tokenizer (a ``transformers`` tokenizer has it)."""
+
+    @property
+    def vocab_size(self) -> int: ...
+
+    def num_special_tokens_to_add(self) -> int: ...
+
+    def decode(self, token_ids: list[int]) -> str: ...
+
+
+def random_id_prompts(tokenizer: PromptTokenizer, count: int, input_len: int, seed: int = 42) -> PromptSet:
+    """bench_serving's ``random-ids`` prompts (``sample_random_requests`` with ``random_sample=False``,
+    ``return_text=True``, ``--random-range-ratio 1``), with the same seed giving the same prompts.
+
+    bench_serving seeds numpy's global generator with ``--seed`` and then draws, in this order, the input
+    lengths, the output lengths (both ``randint(full_len, full_len + 1)`` at range ratio 1) and one offset
+    per prompt in ``[0, vocab_size)``; prompt ``i`` is the ids ``(offset_i + i + j) % vocab_size`` for
+    ``j < input_len - num_special_tokens_to_add()``, decoded. A private ``RandomState`` replays that stream.
+    """
+    rs = np.random.RandomState(seed)
+    rs.randint(input_len, input_len + 1, size=count)  # input lengths (all input_len at range ratio 1)
+    rs.randint(1, 2, size=count)  # output lengths: only their draw matters here
+    length = max(1, input_len - int(tokenizer.num_special_tokens_to_add()))
+    vocab = int(tokenizer.vocab_size)
+    offsets = rs.randint(0, vocab, size=count)
+    prompts = [tokenizer.decode([int((int(offsets[i]) + i + j) % vocab) for j in range(length)])
+               for i in range(count)]
+    note = (f"random-ids prompts as sglang.bench_serving (seed {seed}): {length} token ids each "
+            f"(input_len {input_len} minus the tokenizer's {input_len - length} special token(s)), consecutive "
+            f"ids from a random offset modulo vocab_size {vocab}, decoded; the chat template adds more")
+    return PromptSet(prompts=prompts, calibrated=True, note=note, token_counts=[length] * count)
+
+
+def load_tokenizer(name: str) -> PromptTokenizer:
+    """A ``transformers`` tokenizer (local directory or Hub id); raises RuntimeError saying what to do."""
+    try:
+        from transformers import AutoTokenizer
+    except ImportError:
+        raise RuntimeError("the random-ids dataset needs `transformers` to load the tokenizer; install it "
+                           "or pass --dataset words") from None
+    try:
+        tok: PromptTokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=True)
+    except Exception as exc:
+        raise RuntimeError(f"could not load the tokenizer {name!r} ({type(exc).__name__}: {exc}); pass "
+                           "--tokenizer PATH or --dataset words") from None
+    return tok
+
+
+def server_tokenizer_path(client: httpx.Client) -> str | None:
+    """``tokenizer_path`` (else ``model_path``) of the server's ``/model_info``, as bench_serving asks."""
+    try:
+        r = client.get("/model_info", timeout=5)
+        info = r.json() if r.status_code == 200 else {}
+    except (httpx.HTTPError, ValueError):
+        return None
+    if not isinstance(info, dict):
+        return None
+    path = info.get("tokenizer_path") or info.get("model_path")
+    return str(path) if path else None
+
+
 def make_image_data_url(seed: int, size: tuple[int, int] = IMAGE_720P) -> str:
     """A distinct synthetic image (gradient, rectangles and ellipses) as a JPEG ``data:`` URL.
 
@@ -190,13 +271,14 @@ def make_image_data_url(seed: int, size: tuple[int, int] = IMAGE_720P) -> str:
 
 
 def chat_payload(model: str, prompt: str, output_len: int, image_url: str | None = None) -> bytes:
-    """The request body bench_serving's ``sglang-oai-chat`` backend sends, plus ``ignore_eos`` (forced
-    output length) and ``stream_options.include_usage`` (the server's token count for TPOT)."""
+    """The request body bench_serving's ``sglang-oai-chat`` backend sends (``max_completion_tokens``,
+    ``temperature 0``, ``ignore_eos``, streaming), plus ``stream_options.include_usage`` (the server's
+    token count, to check the forced output length)."""
     content: Any = prompt
     if image_url is not None:
         content = [{"type": "image_url", "image_url": {"url": image_url}}, {"type": "text", "text": prompt}]
-    body = {"model": model, "messages": [{"role": "user", "content": content}], "temperature": 0.0,
-            "max_tokens": output_len, "ignore_eos": True, "stream": True,
+    body = {"model": model, "messages": [{"role": "user", "content": content}], "max_completion_tokens": output_len,
+            "temperature": 0.0, "ignore_eos": True, "stream": True,
             "stream_options": {"include_usage": True}}
     return json.dumps(body, ensure_ascii=False).encode()
 
@@ -226,21 +308,23 @@ class RequestTiming:
         return (self.e2e_ns - self.ttft_ns) / (self.output_tokens - 1)
 
 
-def _has_token(event: Any) -> bool:
+def _has_token(event: Any, content_only: bool = False) -> bool:
     if not isinstance(event, dict):
         return False
     for ch in event.get("choices") or ():
         delta = ch.get("delta")
         if delta:
-            if delta.get("content") or delta.get("reasoning_content"):
+            if delta.get("content") or (not content_only and delta.get("reasoning_content")):
                 return True
         elif ch.get("text"):  # /v1/completions chunks
             return True
     return False
 
 
-def time_request(client: httpx.Client, payload: bytes, path: str = CHAT_PATH) -> RequestTiming:
-    """Send one streaming request and time it (see the module docstring for the definitions)."""
+def time_request(client: httpx.Client, payload: bytes, path: str = CHAT_PATH,
+                 first_token: Literal["any", "content"] = "any") -> RequestTiming:
+    """Send one streaming request and time it (see the module docstring for the definitions).
+    ``first_token="content"`` counts only answer text as a token (not ``reasoning_content``)."""
     start = time.perf_counter_ns()
     timing = RequestTiming(ok=False, start_ns=start)
     first = last_token = 0
@@ -272,7 +356,7 @@ def time_request(client: httpx.Client, payload: bytes, path: str = CHAT_PATH) ->
                     if isinstance(event, dict) and "error" in event:
                         timing.error = f"error event: {str(event['error'])[:300]}"
                         return timing
-                    if _has_token(event):
+                    if _has_token(event, first_token == "content"):
                         timing.token_chunks += 1
                         if first == 0:
                             first = now
@@ -285,7 +369,8 @@ def time_request(client: httpx.Client, payload: bytes, path: str = CHAT_PATH) ->
         timing.error = f"{type(exc).__name__}: {exc}"
         return timing
     if first == 0:
-        timing.error = "the stream carried no content or reasoning token"
+        timing.error = ("the stream carried no content token" if first_token == "content"
+                        else "the stream carried no content or reasoning token")
         return timing
     timing.ok = True
     timing.ttft_ns = first - start
@@ -296,11 +381,13 @@ def time_request(client: httpx.Client, payload: bytes, path: str = CHAT_PATH) ->
 
 
 def make_client(base_url: str, api_key: str | None = None, timeout: float = 600.0,
-                concurrency: int = 1) -> httpx.Client:
+                concurrency: int = 1, keepalive: bool = True) -> httpx.Client:
     """An httpx client with TCP_NODELAY (as :func:`pytest_lfm.server.http.make_http_client`) and a pool
-    large enough for ``concurrency`` streams."""
+    large enough for ``concurrency`` streams. ``keepalive=False`` opens a new connection for every request
+    (as bench_serving's aiohttp session per request); the connect time then counts in TTFT, as there."""
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4)
+    keep = concurrency + 4 if keepalive else 0
+    limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=keep)
     transport = httpx.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)], limits=limits)
     return httpx.Client(base_url=base_url, headers=headers, timeout=timeout, transport=transport)
 
@@ -309,60 +396,32 @@ def make_client(base_url: str, api_key: str | None = None, timeout: float = 600.
 
 
 class Progress:
-    """A progress bar on stderr: tqdm when it is installed, else a plain one-line bar."""
+    """A thread-safe progress bar on stderr (tqdm), or nothing when disabled."""
 
     def __init__(self, total: int, label: str, enabled: bool = True) -> None:
-        self.total, self.label, self.enabled = total, label, enabled and total > 0
-        self.done = 0
-        self._t0 = time.monotonic()
-        self._last = 0.0
-        self._lock = threading.Lock()
-        self._tqdm: Any = None
-        if self.enabled:
-            try:
-                import importlib
+        from tqdm import tqdm
 
-                tqdm = importlib.import_module("tqdm").tqdm
-                self._tqdm = tqdm(total=total, desc=label, file=sys.stderr, leave=True)
-            except ImportError:
-                self._draw(force=True)
+        self.total, self.label = total, label
+        self.enabled = enabled and total > 0
+        self.done = 0
+        self._lock = threading.Lock()
+        self._bar = tqdm(total=total, desc=label, unit="req", file=sys.stderr, leave=True,
+                         disable=not self.enabled, dynamic_ncols=True)
 
     def update(self) -> None:
         """One request finished."""
-        if not self.enabled:
-            return
         with self._lock:
             self.done += 1
-            if self._tqdm is not None:
-                self._tqdm.update(1)
-            else:
-                self._draw(force=self.done == self.total)
-
-    def _draw(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._last < 0.1:
-            return
-        self._last = now
-        width = 30
-        filled = int(width * self.done / self.total)
-        rate = self.done / max(1e-9, now - self._t0)
-        sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} "
-                         f"{rate:.1f} req/s")
-        sys.stderr.flush()
+            self._bar.update(1)
 
     def close(self) -> None:
-        """End the bar's line."""
-        if not self.enabled:
-            return
-        if self._tqdm is not None:
-            self._tqdm.close()
-        else:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
+        """End the bar."""
+        self._bar.close()
 
 
 def run_requests(client: httpx.Client, payloads: Callable[[int], bytes], count: int, concurrency: int,
-                 progress: Progress | None = None, path: str = CHAT_PATH) -> tuple[list[RequestTiming], float]:
+                 progress: Progress | None = None, path: str = CHAT_PATH,
+                 first_token: Literal["any", "content"] = "any") -> tuple[list[RequestTiming], float]:
     """Send ``count`` requests, ``concurrency`` in flight at a time (closed loop); return the timings in
     request order and the wall time in seconds from the first send to the last completion.
 
@@ -381,7 +440,7 @@ def run_requests(client: httpx.Client, payloads: Callable[[int], bytes], count: 
                     return
                 next_index[0] += 1
             body = payloads(i)
-            results[i] = time_request(client, body, path)
+            results[i] = time_request(client, body, path, first_token)
             if progress is not None:
                 progress.update()
 
@@ -481,18 +540,36 @@ class BenchResult:
             "requests": [{"ok": r.ok, "ttft_ms": r.ttft_ns / 1e6, "e2e_ms": r.e2e_ns / 1e6,
                           "tpot_ms": (r.tpot_ns / 1e6) if r.tpot_ns is not None else None,
                           "output_tokens": r.output_tokens, "prompt_tokens": r.prompt_tokens,
-                          "token_chunks": r.token_chunks, "error": r.error} for r in self.requests],
+                          "token_chunks": r.token_chunks, "itl_ms": [g / 1e6 for g in r.itl_ns],
+                          "error": r.error} for r in self.requests],
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BenchResult:
+        """The result :meth:`to_dict` wrote (e.g. to draw its plot on another machine)."""
+        wl = dict(data["workload"])
+        if isinstance(wl.get("image_size"), list):
+            wl["image_size"] = tuple(wl["image_size"])
+        reqs = []
+        for r in data["requests"]:
+            ttft, e2e = int(r["ttft_ms"] * 1e6), int(r["e2e_ms"] * 1e6)
+            reqs.append(RequestTiming(ok=r["ok"], ttft_ns=ttft, e2e_ns=e2e,
+                                      itl_ns=[int(g * 1e6) for g in r.get("itl_ms") or ()],
+                                      output_tokens=r["output_tokens"], prompt_tokens=r["prompt_tokens"],
+                                      token_chunks=r["token_chunks"], error=r["error"]))
+        return cls(base_url=data["base_url"], model=data["model"], workload=Workload(**wl), requests=reqs,
+                   duration_s=float(data["summary"]["duration_s"]), notes=list(data["notes"]),
+                   variant=data.get("variant"), hardware=data.get("hardware"))
+
     def write(self, out_dir: Path | str, stem: str = "bench") -> list[Path]:
-        """Write ``STEM.json`` and ``STEM.png`` (the latency plot) into ``out_dir``; return the paths."""
+        """Write ``STEM.json`` and, with matplotlib installed, ``STEM.png`` (the latency plot) into
+        ``out_dir``; return the paths written."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         path = out / f"{stem}.json"
         path.write_text(json.dumps(self.to_dict(), indent=2, default=_nan_safe) + "\n", encoding="utf-8")
-        png = out / f"{stem}.png"
-        plot_latency(self, png)
-        return [path, png]
+        png = plot_latency(self, out / f"{stem}.png")
+        return [path] if png is None else [path, png]
 
 
 def _nan_safe(value: Any) -> Any:
@@ -533,57 +610,49 @@ def format_summary(result: BenchResult) -> str:
 # ------------------------------------------------------------------------------------------ the plot
 
 
-def plot_latency(result: BenchResult, path: Path | str) -> Path:
-    """Draw the latency plot with Pillow: one CDF panel each for TTFT, TPOT, ITL and end-to-end latency,
-    with p50/p90/p99 marked. (matplotlib is not a dependency.)"""
-    from PIL import Image, ImageDraw, ImageFont
+PLOT_MISSING = "no latency plot: matplotlib is not installed (pip install 'pytest-lfm[plot]')"
 
+
+def plot_latency(result: BenchResult, path: Path | str) -> Path | None:
+    """Draw the latency plot with matplotlib (the ``[plot]`` extra): one CDF panel each for TTFT, TPOT, ITL
+    and end-to-end latency, with mean, p50, p90 and p99 marked. Returns None when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
     panels = [("TTFT", result.ttft_ms()), ("TPOT", result.tpot_ms()), ("ITL", result.itl_ms()),
-              ("E2E latency", result.e2e_ms())]
-    pw, ph, margin = 420, 300, 50
-    img = Image.new("RGB", (pw * 2, ph * 2 + 40), "white")
-    draw = ImageDraw.Draw(img)
-    font = ImageFont.load_default()
+              ("End-to-end latency", result.e2e_ms())]
     w = result.workload
-    draw.text((10, 8), f"{result.model} @ {result.base_url}  in {w.input_len} / out {w.output_len}  "
-                       f"concurrency {w.concurrency}  n={len(result.ok)}", fill="black", font=font)
-    for k, (title, values) in enumerate(panels):
-        ox, oy = (k % 2) * pw, 40 + (k // 2) * ph
-        x0, y0, x1, y1 = ox + margin, oy + 20, ox + pw - 15, oy + ph - 35
-        draw.rectangle((x0, y0, x1, y1), outline="black")
-        draw.text((ox + margin, oy + 4), f"{title} CDF (ms)", fill="black", font=font)
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), layout="constrained")
+    model = result.model.rstrip("/").rsplit("/", 1)[-1] if result.model.startswith("/") else result.model
+    who = f"{result.variant} ({model})" if result.variant else model
+    fig.suptitle(f"{who} at {result.base_url}\n"
+                 f"in {w.input_len} / out {w.output_len} tokens, concurrency {w.concurrency}, "
+                 f"{len(result.ok)} requests ({len(result.failed)} failed), "
+                 f"{result.summary()['output_throughput']:.0f} output tok/s", fontsize=11)
+    marks = (("p50", 50, "tab:green", "--"), ("p90", 90, "tab:orange", "-."), ("p99", 99, "tab:red", ":"))
+    for ax, (title, values) in zip(axes.flat, panels, strict=True):
+        ax.set_title(f"{title}: cumulative distribution", fontsize=10)
+        ax.set_xlabel(f"{title} (ms)")
+        ax.set_ylabel("fraction of requests" if title != "ITL" else "fraction of token gaps")
+        ax.grid(True, alpha=0.3)
         if not values:
-            draw.text((x0 + 10, (y0 + y1) // 2), "no data", fill="gray", font=font)
+            ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="gray")
             continue
-        data = sorted(values)
-        lo, hi = data[0], data[-1]
-        if hi - lo < 1e-9:
-            lo, hi = lo - 0.5, hi + 0.5
-        span = hi - lo
-
-        def sx(v: float, lo: float = lo, span: float = span, x0: int = x0, x1: int = x1) -> float:
-            return x0 + (v - lo) / span * (x1 - x0)
-
-        def sy(p: float, y0: int = y0, y1: int = y1) -> float:
-            return y1 - p * (y1 - y0)
-
-        for frac in (0.25, 0.5, 0.75):
-            draw.line((x0, sy(frac), x1, sy(frac)), fill=(225, 225, 225))
-            draw.text((ox + 12, sy(frac) - 6), f"{frac:.2f}", fill="gray", font=font)
-        n = len(data)
-        pts = []
-        for i, v in enumerate(data):
-            pts += [(sx(v), sy(i / n)), (sx(v), sy((i + 1) / n))]
-        if len(pts) > 1:
-            draw.line(pts, fill=(31, 119, 180), width=2)
-        for row, (q, colour) in enumerate(((50, (44, 160, 44)), (90, (255, 127, 14)), (99, (214, 39, 40)))):
-            v = percentile(data, q)
-            draw.line((sx(v), y0, sx(v), y1), fill=colour)
-            draw.text((min(sx(v) + 2, x1 - 70), y0 + 2 + row * 12), f"p{q} {v:.2f}", fill=colour, font=font)
-        draw.text((x0, y1 + 4), f"{lo:.2f}", fill="black", font=font)
-        draw.text((x1 - 40, y1 + 4), f"{hi:.2f}", fill="black", font=font)
+        data = np.sort(np.asarray(values, dtype=float))
+        ax.step(data, np.arange(1, len(data) + 1) / len(data), where="post", color="tab:blue", lw=1.8,
+                label=f"mean {data.mean():.2f} ms")
+        for name, q, colour, style in marks:
+            ax.axvline(percentile(data, q), color=colour, ls=style, lw=1.2,
+                       label=f"{name} {percentile(data, q):.2f} ms")
+        ax.set_ylim(0, 1.02)
+        ax.legend(loc="lower right", fontsize=8, framealpha=0.9)
     out = Path(path)
-    img.save(out, format="PNG")
+    fig.savefig(out, format="png", dpi=100)
+    plt.close(fig)
     return out
 
 
@@ -600,34 +669,87 @@ def served_model(client: httpx.Client) -> str:
     return str(data[0]["id"])
 
 
+WARMUP_OUTPUT_CAP = 32  # bench_serving's warm-up requests ask for min(output_len, 32) tokens
+WARMUP_PAUSE_S = 1.0  # and it sleeps 1 s between the warm-up and the timed run
+
+
+def workload_prompts(http: httpx.Client, model: str, workload: Workload,
+                     tokenizer: PromptTokenizer | None = None) -> PromptSet:
+    """The timed prompts (``num_prompts``, plus ``warmup`` more for ``warmup_mode="distinct"``).
+
+    ``random-ids`` needs a tokenizer: the one given, else ``workload.tokenizer`` or the server's
+    ``/model_info`` path loaded with ``transformers``; when none loads, the ``words`` dataset is used and
+    its note says why.
+    """
+    count = workload.num_prompts + (workload.warmup if workload.warmup_mode == "distinct" else 0)
+    fallback = ""
+    if workload.dataset == "random-ids":
+        if tokenizer is None:
+            name = workload.tokenizer or server_tokenizer_path(http)
+            if name is None:
+                fallback = "the server's /model_info names no tokenizer and --tokenizer was not given"
+            else:
+                try:
+                    tokenizer = load_tokenizer(name)
+                except RuntimeError as exc:
+                    fallback = str(exc)
+        if tokenizer is not None:
+            return random_id_prompts(tokenizer, count, workload.input_len, workload.seed)
+    words = make_prompts(http, model, count, workload.input_len, workload.seed)
+    if fallback:
+        words.note = f"NOT bench_serving's random-ids prompts ({fallback}); random words instead: {words.note}"
+    return words
+
+
 def run_benchmark(base_url: str, workload: Workload, *, model: str | None = None, api_key: str | None = None,
                   progress: bool = False, variant: str | None = None, hardware: str | None = None,
-                  client: httpx.Client | None = None) -> BenchResult:
-    """Run one workload against one server: calibrate prompts, warm up, then time ``num_prompts`` requests."""
+                  client: httpx.Client | None = None, tokenizer: PromptTokenizer | None = None) -> BenchResult:
+    """Run one workload against one server: build the prompts, warm up, then time ``num_prompts`` requests
+    (the module docstring gives each step's definition)."""
     own = client is None
-    http = client or make_client(base_url, api_key, workload.timeout, workload.concurrency)
+    keepalive = workload.connection == "pooled"
+    warm_slots = workload.warmup if workload.warmup_mode == "bench_serving" else workload.concurrency
+    http = client or make_client(base_url, api_key, workload.timeout,
+                                 max(workload.concurrency, warm_slots), keepalive=keepalive)
     try:
         model = model or served_model(http)
-        total = workload.warmup + workload.num_prompts
-        prompt_set = make_prompts(http, model, total, workload.input_len, workload.seed)
+        prompt_set = workload_prompts(http, model, workload, tokenizer)
         notes = [prompt_set.note]
         if workload.image:
             notes.append(f"one {workload.image_size[0]}x{workload.image_size[1]} JPEG per request, distinct per request")
+        if workload.connection == "per-request":
+            notes.append("a new connection per request (as bench_serving); the connect time counts in TTFT")
+        if workload.first_token == "content":
+            notes.append("TTFT counts answer text only (bench_serving 0.5.17 counts reasoning_content too)")
 
-        def payload(offset: int) -> Callable[[int], bytes]:
+        def payload(offset: int, output_len: int) -> Callable[[int], bytes]:
             def build(i: int) -> bytes:
                 k = offset + i
                 image = make_image_data_url(workload.seed * 100003 + k, workload.image_size) if workload.image else None
-                return chat_payload(model, prompt_set.prompts[k], workload.output_len, image)
+                return chat_payload(model, prompt_set.prompts[k], output_len, image)
             return build
 
-        if workload.warmup:
+        timed_offset = 0
+        if workload.warmup and workload.warmup_mode == "bench_serving":
+            notes.append(f"warm-up as bench_serving: {workload.warmup} copies of the first timed prompt with "
+                         f"{min(workload.output_len, WARMUP_OUTPUT_CAP)} output tokens, all at once, then "
+                         f"{WARMUP_PAUSE_S:g} s pause")
             bar = Progress(workload.warmup, "warm-up", progress)
-            run_requests(http, payload(0), workload.warmup, workload.concurrency, bar)
+            warm, _ = run_requests(http, lambda _i: payload(0, min(workload.output_len, WARMUP_OUTPUT_CAP))(0),
+                                   workload.warmup, workload.warmup, bar, first_token=workload.first_token)
+            bar.close()
+            if not any(r.ok for r in warm):
+                raise RuntimeError(f"every warm-up request failed: {warm[0].error}")
+            time.sleep(WARMUP_PAUSE_S)
+        elif workload.warmup:
+            notes.append(f"warm-up: {workload.warmup} other prompts at concurrency {workload.concurrency}")
+            bar = Progress(workload.warmup, "warm-up", progress)
+            run_requests(http, payload(workload.num_prompts, workload.output_len), workload.warmup,
+                         workload.concurrency, bar, first_token=workload.first_token)
             bar.close()
         bar = Progress(workload.num_prompts, f"c={workload.concurrency}", progress)
-        timings, duration = run_requests(http, payload(workload.warmup), workload.num_prompts,
-                                         workload.concurrency, bar)
+        timings, duration = run_requests(http, payload(timed_offset, workload.output_len), workload.num_prompts,
+                                         workload.concurrency, bar, first_token=workload.first_token)
         bar.close()
         return BenchResult(base_url=base_url, model=model, workload=workload, requests=timings,
                            duration_s=duration, notes=notes, variant=variant, hardware=hardware)
@@ -805,9 +927,24 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1], metavar="N",
                     help="max concurrency; several values run a sweep, e.g. --concurrency 1 16 64 256")
     ap.add_argument("--image", action="store_true", help="attach one 1280x720 image to every request (VL variants)")
-    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=42, help="prompt seed (bench_serving's --seed, default 42)")
+    ap.add_argument("--dataset", choices=("random-ids", "words"), default="random-ids",
+                    help="random-ids: bench_serving's --dataset-name random-ids prompts, built with the model's "
+                         "tokenizer (needs transformers; falls back to words, with a note, when none loads); "
+                         "words: random English words calibrated with /v1/tokenize")
+    ap.add_argument("--tokenizer", default=None, metavar="PATH",
+                    help="tokenizer for random-ids (default: the server's /model_info tokenizer_path or model_path)")
+    ap.add_argument("--warmup-mode", choices=("bench_serving", "distinct"), default="bench_serving",
+                    help="bench_serving: --warmup copies of the first prompt, min(output-len, 32) tokens, all at "
+                         "once, then 1 s pause; distinct: other prompts at the timed concurrency")
+    ap.add_argument("--first-token", choices=("any", "content"), default="any",
+                    help="what counts as the first token for TTFT: any (content or reasoning_content, as "
+                         "bench_serving 0.5.17) or content (answer text only)")
+    ap.add_argument("--connection", choices=("per-request", "pooled"), default="per-request",
+                    help="per-request: a new connection per request (as bench_serving); pooled: keep-alive")
     ap.add_argument("--timeout", type=float, default=600.0, help="per-request timeout in seconds")
-    ap.add_argument("--out", default=None, metavar="DIR", help="write bench-cN.json and bench-cN.png here")
+    ap.add_argument("--out", default=None, metavar="DIR", help="write bench-cN.json and bench-cN.png (the "
+                    "latency plot, with the [plot] extra) here")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -826,7 +963,9 @@ def run_cli(args: argparse.Namespace) -> int:
     status = 0
     for c in args.concurrency:
         wl = Workload(input_len=args.input_len, output_len=args.output_len, num_prompts=args.num_prompts,
-                      warmup=args.warmup, concurrency=c, image=args.image, seed=args.seed, timeout=args.timeout)
+                      warmup=args.warmup, concurrency=c, image=args.image, seed=args.seed, timeout=args.timeout,
+                      dataset=args.dataset, tokenizer=args.tokenizer, warmup_mode=args.warmup_mode,
+                      first_token=args.first_token, connection=args.connection)
         try:
             result = run_benchmark(url, wl, model=args.model, api_key=api_key, progress=not args.no_progress,
                                    variant=args.variant, hardware=args.hardware)
@@ -850,6 +989,8 @@ def run_cli(args: argparse.Namespace) -> int:
         if args.out:
             paths = result.write(args.out, f"bench-c{c}")
             print("wrote " + " and ".join(str(p) for p in paths))
+            if len(paths) == 1:
+                print(PLOT_MISSING)
     return status
 
 

@@ -613,7 +613,8 @@ class StreamingToolParser:
         return "", calls
 
     def finish(self) -> tuple[str, list[ParsedCall]]:
-        """Drain complete blocks still buffered; an unterminated block is dropped."""
+        """Drain complete blocks still buffered; a held-back partial marker is content; an unterminated
+        block is dropped."""
         text_out, calls_out = "", []
         for _ in range(1000):
             if not self._buffer:
@@ -624,5 +625,8 @@ class StreamingToolParser:
             calls_out.extend(calls)
             if self._buffer == before:
                 break
+        if self._buffer and BOT not in self._buffer:
+            # text held back only because it could have begun a marker (a trailing "<"): it is content
+            text_out += self._buffer.replace(EOT, "")
         self._buffer = ""
         return text_out, calls_out

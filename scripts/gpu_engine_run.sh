@@ -16,8 +16,8 @@
 #   ENGINE_RUNS   space-separated VARIANT=CHECKPOINT pairs (default "8B-A1B=tiny-lfm2-moe"; e.g. add
 #                 "VL-1.6B=tiny-lfm2-vl 1.2B-Base=tiny-lfm2-dense")
 #   MODELS        directory of the fixture checkpoints (default .gpu/models)
-#   ARCHIVE       SGLang 0.5.17 archive (default .gpu/sglang-0.5.17.tar.xz; /work/shared/gpu/README.md)
-#   SITE          where the archive is unpacked once (default ~/sglang-site, as .gpu/start_sglang.sh)
+#   ARCHIVE       SGLang 0.5.17 archive (default .gpu/sglang-0.5.17.tar.xz; scripts/gpu/build_sglang_archive.sh)
+#   SITE          where the archive is unpacked once (default ~/sglang-site, as scripts/gpu/start_sglang.sh)
 #   LFM_HARDWARE  the GPU (default h100)
 #   ENGINE_BUDGET_S  seconds one pytest run may take (default 540); on expiry `timeout` sends SIGTERM,
 #                 which the plugin turns into Ctrl-C: the engine is shut down and the report written

@@ -1,7 +1,9 @@
-"""``python -m pytest_lfm diff|merge``: the upstream-gating tool and the multi-GPU merge.
+"""``python -m pytest_lfm diff|merge``: the upstream-gating tool and the multi-GPU merge, on real runs.
 
 The diff between a clean and a faulty run (``usage_wrong``) of two variants must exit 1 and name the
-checks that regressed; bad input files exit 2 with an error naming the file.
+checks that regressed (once each, naming the cells); two clean runs are identical; a run cut short is a
+regression unless ``--allow-partial``; bad input files exit 2 with an error naming the file. Every
+section and the message normalisation are unit-tested in ``tests/test_report_diff.py``.
 """
 
 from __future__ import annotations
@@ -11,13 +13,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from pytest_lfm.__main__ import build_parser, main
 from pytest_lfm.paths import suite_module
-from pytest_lfm.reporting import CheckResult, TargetInfo, build_report, load_report
+from pytest_lfm.reporting import load_report
 
 VARIANTS = ("1.2B-Instruct", "VL-1.6B")
 
@@ -49,20 +50,27 @@ def test_diff_clean_to_faulty_is_a_regression_naming_the_check(runs: dict[str, P
     proc = cli("diff", runs["clean"], runs["faulty"])
     assert proc.returncode == 1, proc.stdout + proc.stderr
     out = proc.stdout
-    assert "Regressions (passed before, failing now): 4" in out
-    for variant in VARIANTS:
-        assert f"test_protocol.py::test_chat_completion_shape[{variant}]: passed → failed" in out
-        assert f"test_protocol.py::test_stream_order[{variant}]: passed → failed" in out
-        assert f"unknown/{variant}/bf16/tp1/1: Verified → Failing" in out
+    assert "Regressions (" in out and "): 4 (2 distinct)" in out
+    # one line per check naming both cells, not one per variant
+    assert "  - test_protocol.py::test_chat_completion_shape: passed → failed  [all 2 cells]" in out
+    assert "  - test_protocol.py::test_stream_order: passed → failed  [all 2 cells]" in out
     assert "Expected: " in out and "Actual: " in out  # the failure message comes along
-    assert out.rstrip().splitlines()[-1].startswith("REGRESSION: 4 regressions, 2 newly failing cells")
+    assert out.rstrip().splitlines()[-1] == "REGRESSION: 4 regressions"
 
 
 def test_diff_faulty_to_clean_lists_fixes_and_exits_0(runs: dict[str, Path]) -> None:
     proc = cli("diff", runs["faulty"], runs["clean"])
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "Fixes (" in proc.stdout and "failed → passed" in proc.stdout
+    assert "Fixes (" in proc.stdout and "failed → passed  [all 2 cells]" in proc.stdout
     assert proc.stdout.rstrip().endswith("no regression: 4 fixes")
+
+
+def test_diff_of_two_runs_of_the_same_code_is_a_few_lines(runs: dict[str, Path], tmp_path: Path) -> None:
+    """Two clean runs on different ports, pids and times (and with the version masked) do not differ."""
+    again = _run(tmp_path / "again")
+    proc = cli("diff", runs["clean"], again)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "identical results" in proc.stdout and len(proc.stdout.splitlines()) <= 5, proc.stdout
 
 
 def test_diff_same_report_and_json_output(runs: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
@@ -75,38 +83,22 @@ def test_diff_same_report_and_json_output(runs: dict[str, Path], capsys: pytest.
         f"test_protocol.py::{n}[{v}]" for n in ("test_chat_completion_shape", "test_stream_order") for v in VARIANTS}
 
 
-def _report(outcomes: dict[str, tuple[str, str]], stat: Any = None) -> dict[str, Any]:
-    info = TargetInfo(id="350M", variant="350M", hardware="h200", sglang_version="0.5.23", base_url="u",
-                      mode="attach")
-    results = [CheckResult(nodeid=f"conformance/test_f.py::{name}[350M]", target="350M", family="test_f",
-                           outcome=o, duration=0.1, message=m,
-                           properties={"lfm_statistic": stat} if stat is not None and name == "test_s" else {})
-               for name, (o, m) in outcomes.items()]
-    return build_report([info], results)
-
-
-def test_diff_categories(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    old = _report({"test_fix": ("failed", "E1"), "test_known": ("xfailed", "k"), "test_skip": ("passed", ""),
-                   "test_msg": ("failed", "old message"), "test_s": ("passed", ""), "test_gone": ("passed", ""),
-                   "test_err": ("skipped", "why")}, stat=1.0)
-    new = _report({"test_fix": ("passed", ""), "test_known": ("xpassed", "k"), "test_skip": ("skipped", "no"),
-                   "test_msg": ("failed", "new message"), "test_s": ("passed", ""), "test_new": ("passed", ""),
-                   "test_err": ("error", "boom")}, stat=2.0)
-    (tmp_path / "old.json").write_text(json.dumps(old))
-    (tmp_path / "new.json").write_text(json.dumps(new))
-    code = main(["diff", str(tmp_path / "old.json"), str(tmp_path / "new.json")])
-    out = capsys.readouterr().out
-    # old cell was already Failing and nothing went passed → failed: not a regression, even with test_err
-    assert code == 0, out
-    sections = {line.split(":")[0]: line for line in out.splitlines() if line and not line.startswith(" ")}
-    assert any(k.startswith("Fixes") and line.endswith(": 2") for k, line in sections.items()), out
-    assert "test_f.py::test_known[350M]: xfailed → xpassed" in out
-    assert "test_f.py::test_skip[350M]: passed → skipped" in out
-    assert "test_f.py::test_msg[350M]: failed → failed" in out and "message was: old message" in out
-    assert "statistic 1.0 → 2.0" in out
-    assert "test_f.py::test_err[350M]: skipped → error" in out
-    assert "test_f.py::test_new[350M]: absent → passed" in out
-    assert "test_f.py::test_gone[350M]: passed → absent" in out
+def test_diff_full_against_interrupted_run_is_a_regression(runs: dict[str, Path], tmp_path: Path) -> None:
+    """A run cut short (here: half its checks dropped and the run block saying interrupted) is flagged, and
+    its absent checks are a regression unless --allow-partial."""
+    cut = json.loads(runs["clean"].read_text())
+    for cell in cut["cells"]:
+        cell["checks"] = cell["checks"][: len(cell["checks"]) // 2]
+    cut["run"] = {"selection": {"keyword": None, "markexpr": None, "args": [], "last_failed": False,
+                                "deselected": 0}, "filtered": False, "interrupted": True, "server_down": []}
+    path = tmp_path / "cut.json"
+    path.write_text(json.dumps(cut))
+    proc = cli("diff", runs["clean"], path)
+    assert proc.returncode == 1, proc.stdout
+    assert "warning: NEW is a PARTIAL run: the run was interrupted" in proc.stdout
+    assert proc.stdout.rstrip().splitlines()[-1].startswith("REGRESSION: ")
+    assert "absent from the newer report" in proc.stdout.rstrip().splitlines()[-1]
+    assert cli("diff", "--allow-partial", runs["clean"], path).returncode == 0
 
 
 def test_diff_bad_input_exits_2_naming_the_file(tmp_path: Path, runs: dict[str, Path]) -> None:
@@ -147,7 +139,10 @@ def test_help_texts() -> None:
     assert "diff" in text and "merge" in text
     proc = cli("diff", "--help")
     assert proc.returncode == 0 and "exit" in proc.stdout.lower() and "OLD.json NEW.json" in proc.stdout
+    assert "--allow-partial" in proc.stdout and "0 no regression; 1 a regression" in proc.stdout
     proc = cli("merge", "--help")
     assert proc.returncode == 0 and "--output DIR" in proc.stdout
+    proc = cli("releases", "compare", "--help")
+    assert proc.returncode == 0 and "0 the comparison ran" in proc.stdout and "2 unusable input" in proc.stdout
     proc = cli()
-    assert proc.returncode == 2 and "diff,merge" in proc.stderr
+    assert proc.returncode == 2 and "diff,merge,releases" in proc.stderr

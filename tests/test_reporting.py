@@ -22,6 +22,7 @@ import pytest
 from pytest_lfm import expectations
 from pytest_lfm.errors import LfmUsageError
 from pytest_lfm.paths import suite_module
+from pytest_lfm.report_diff import diff_reports
 from pytest_lfm.reporting import (
     CheckResult,
     ReportError,
@@ -29,7 +30,6 @@ from pytest_lfm.reporting import (
     build_report,
     cell_status,
     check_name,
-    diff_reports,
     gpu_info,
     load_report,
     merge_reports,

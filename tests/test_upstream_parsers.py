@@ -194,3 +194,66 @@ def test_install_script_is_executable() -> None:
         path = REPO / "scripts" / name
         assert path.is_file() and os.access(path, os.X_OK), path
     assert shutil.which("bash")
+
+
+def fake_tree(root: Path, version: str, fcp_init: str) -> Path:
+    """A minimal sglang tree whose ``FunctionCallParser.__init__`` has the signature ``fcp_init``."""
+    srt = root / "sglang" / "srt"
+    (srt / "function_call").mkdir(parents=True)
+    (srt / "parser").mkdir()
+    (srt / "entrypoints" / "openai").mkdir(parents=True)
+    (root / f"sglang-{version}.dist-info").mkdir()
+    (root / f"sglang-{version}.dist-info" / "METADATA").write_text(f"Name: sglang\nVersion: {version}\n")
+    (srt / "function_call" / "lfm2_detector.py").write_text("class Lfm2Detector:\n    pass\n")
+    (srt / "function_call" / "function_call_parser.py").write_text(
+        "class FunctionCallParser:\n"
+        "    ToolCallParserEnum = {'lfm2': object}\n"
+        f"    def __init__(self, {fcp_init}):\n"
+        "        pass\n"
+        "    def parse_non_stream(self, text):\n"
+        "        return text, []\n")
+    (srt / "parser" / "reasoning_parser.py").write_text(
+        "class ReasoningParser:\n"
+        "    def __init__(self, model_type, stream_reasoning=True, force_reasoning=False, request=None):\n"
+        "        pass\n"
+        "    def parse_non_stream(self, text):\n"
+        "        return None, text\n"
+        "    def parse_stream_chunk(self, text):\n"
+        "        return '', text\n")
+    (srt / "entrypoints" / "openai" / "protocol.py").write_text(
+        "from pydantic import BaseModel\n\nclass Tool(BaseModel):\n    type: str = 'function'\n    function: dict\n")
+    return root
+
+
+def test_release_without_tokenizer_argument_loads(tmp_path: Path) -> None:
+    """0.5.10-0.5.14 construct ``FunctionCallParser(tools, tool_call_parser)`` and ``ReasoningParser`` without
+    a tokenizer: the adapter leaves out the context arguments a release does not take."""
+    tree = fake_tree(tmp_path / "old", "0.5.10", "tools, tool_call_parser")
+    r = subprocess.run([sys.executable, "-m", "pytest_lfm.reference.upstream", str(tree)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert json.loads(r.stdout)["version"] == "0.5.10"
+
+
+def test_unloadable_release_is_one_error_naming_it(suite: Any, tmp_path: Path) -> None:
+    """A release whose parser constructor the adapter cannot drive stops the run once, at start-up, with an
+    error naming the release and what failed — not a 500 per request (and no hang)."""
+    tree = fake_tree(tmp_path / "new", "9.9.9", "tools, tool_call_parser, grammar")
+    run = suite("test_tool_parser.py", variants=("8B-A1B",), extra=[f"--lfm-reference-parsers={tree}"])
+    assert run.ret != 0
+    for text in ("sglang 9.9.9", "FunctionCallParser", "grammar"):
+        assert text in run.stdout, f"{text!r} not in:\n{run.stdout[-3000:]}"
+    assert run.stdout.count("sglang 9.9.9 (") <= 2, run.stdout[-3000:]
+    assert " 500" not in run.stdout, run.stdout[-3000:]
+
+
+@pytest.mark.parametrize("version", ["0.5.10", "0.5.14", "0.5.15.post1", "0.5.23"])
+def test_real_release_loads(version: str) -> None:
+    """Each installed release's parsers load and parse (old and new constructor signatures)."""
+    tree = sglang_tree(version)
+    r = subprocess.run([sys.executable, "-m", "pytest_lfm.reference.upstream", str(tree)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    info = json.loads(r.stdout)
+    assert info["version"] == version
+    assert info["smoke"]["calls"][0]["name"] == "get_weather"

@@ -1,5 +1,5 @@
 """``python -m pytest_lfm.reference --variant ID [--host H] [--port P] [--api-key K] [--fault NAME]
-[--parsers sglang --sglang-dir DIR]``."""
+[--parsers sglang --sglang-dir DIR] [--stream-interval N]``."""
 
 from __future__ import annotations
 
@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="streaming: hold the first token chunk MS milliseconds (an injected time to first token)")
     ap.add_argument("--tpot-delay-ms", type=float, default=0.0, metavar="MS",
                     help="streaming: space later token chunks MS milliseconds apart (an injected time per token)")
+    ap.add_argument("--stream-interval", type=int, default=1, metavar="N",
+                    help="streaming: tokens per chunk, as SGLang's --stream-interval (default 1; reported in "
+                         "/server_info as stream_interval)")
     args = ap.parse_args(argv)
     if args.list_faults:
         for name, what in FAULTS.items():
@@ -54,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
                                  api_key=args.api_key, version=args.sglang_version,
                                  context_length=args.context_length, parsers=args.parsers,
                                  sglang_dir=args.sglang_dir, hardware=args.hardware,
-                                 ttft_delay_ms=args.ttft_delay_ms, tpot_delay_ms=args.tpot_delay_ms)
+                                 ttft_delay_ms=args.ttft_delay_ms, tpot_delay_ms=args.tpot_delay_ms,
+                                 stream_interval=args.stream_interval)
     except (LfmError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

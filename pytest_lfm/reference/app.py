@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -12,8 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from pytest_lfm.reference import serving
-from pytest_lfm.reference.serving import ServerState
+from pytest_lfm.reference import hooks, serving
+from pytest_lfm.reference.state import ServerState
 from pytest_lfm.reference.validation import ClientError, error_response
 from pytest_lfm.reference.vision import MediaError
 
@@ -51,20 +52,33 @@ def create_app(state: ServerState) -> FastAPI:
 
     async def handle(request: Request, fn: Callable[[dict[str, Any], ServerState], Any],
                      stream_fn: Callable[[dict[str, Any], ServerState], Iterator[Any]] | None = None) -> Response:
+        # Requests run concurrently: the work in a worker thread, the SSE writing on the event loop. Each
+        # holds a decode slot until its last byte is written (the stream's generator frees it).
+        slot = state.slots.acquire()
+        released = False
+
+        def in_slot(call: Callable[[], Any]) -> Any:
+            with state.slots.bound(slot):
+                return call()
+
         try:
             body = await body_of(request)
             if stream_fn is not None and body.get("stream"):
-                events = await run_in_threadpool(lambda: list(stream_fn(body, state)))
-                return StreamingResponse(_sse(events, state), media_type="text/event-stream")
-            result = await run_in_threadpool(fn, body, state)
+                events = await run_in_threadpool(in_slot, lambda: list(stream_fn(body, state)))
+                released = True
+                return StreamingResponse(_sse(events, state, lambda: state.slots.release(slot)),
+                                         media_type="text/event-stream")
+            result = await run_in_threadpool(in_slot, lambda: fn(body, state))
             return JSONResponse(result)
         except MediaError as exc:
             err = serving.media_error(exc, state)
             return error_response(err.message, err.type_, err.status)
         except ClientError as exc:
-            if "error_500" in state.faults:
-                return error_response(f"Internal server error: {exc.message}", "InternalServerError", 500)
-            return error_response(exc.message, exc.type_, exc.status)
+            err = state.hooks(hooks.CLIENT_ERROR, exc)
+            return error_response(err.message, err.type_, err.status)
+        finally:
+            if not released:
+                state.slots.release(slot)
 
     @app.get("/health")
     @app.get("/health_generate")
@@ -94,10 +108,21 @@ def create_app(state: ServerState) -> FastAPI:
     async def model_info() -> Response:
         return JSONResponse(serving.model_info(state))
 
+    @app.get("/get_weight_version")
+    @app.get("/weight_version")
+    async def weight_version() -> Response:
+        return error_response("Endpoint '/get_weight_version' or '/weight_version' is deprecated. Please use "
+                              "'/model_info' instead.", "404", 404)
+
+    @app.get("/get_load")
+    async def get_load() -> Response:
+        busy = state.slots.in_flight
+        return JSONResponse([{"dp_rank": 0, "num_reqs": busy, "num_waiting_reqs": 0, "num_tokens": 0,
+                              "num_pending_tokens": 0, "ts_tic": time.time()}])
+
     @app.api_route("/flush_cache", methods=["GET", "POST"])
     async def flush_cache() -> Response:
-        state.first_image = None if "image_stale" not in state.faults else state.first_image
-        state.image_cache.clear()
+        serving.flush_cache(state)
         return PlainTextResponse("Cache flushed.\nPlease check backend logs for more details. (When there are "
                                  "running or waiting requests, the operation will not be performed.)\n")
 
@@ -146,7 +171,17 @@ async def _sleep_until(loop: asyncio.AbstractEventLoop, due: float) -> None:
         await asyncio.sleep(0)
 
 
-async def _sse(events: list[Any], state: ServerState | None = None) -> Any:
+async def _sse(events: list[Any], state: ServerState | None = None,
+               done: Callable[[], None] | None = None) -> Any:
+    try:
+        async for line in _sse_lines(events, state):
+            yield line
+    finally:
+        if done is not None:
+            done()
+
+
+async def _sse_lines(events: list[Any], state: ServerState | None) -> Any:
     ttft = state.ttft_delay_ms / 1000.0 if state is not None else 0.0
     tpot = state.tpot_delay_ms / 1000.0 if state is not None else 0.0
     loop = asyncio.get_running_loop()

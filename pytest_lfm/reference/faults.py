@@ -1,8 +1,9 @@
 """Fault modes of the reference server: one per regression class a conformance check exists to catch.
 
 Each name maps to what the faulty server does (and the catalogue entry of
-``sglang-lfm2-behaviour.md`` §10 it stands for). ``tests/`` starts the reference server with each
-fault and shows that the checks named in :data:`CAUGHT_BY` fail on it.
+``sglang-lfm2-behaviour.md`` §10 it stands for); :mod:`.fault_hooks` implements each as hooks at the
+named points of :mod:`.hooks`. ``tests/`` starts the reference server with each fault and shows that the
+checks written to catch it fail on it.
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ FAULTS: dict[str, str] = {
     "parallel_tool_calls_ignored": "parallel_tool_calls=false is ignored: several calls may come back",
     "tool_result_dropped": "tool-role messages are dropped before the prompt (multi-turn tool context lost)",
     "tool_message_rejected": "a conversation with a tool-role message (a tool result) answers 400",
+    # concurrency (LFM2's per-request convolution-state slots)
+    "conv_state_leak": "a request decoding while another is in flight starts from the other's stale state: "
+                       "its answer turns into the other request's after a few tokens (only under concurrency)",
     # sampling (§3-§4, §10 D)
     "ignore_top_k": "top_k from extra_body never reaches the sampler",
     "ignore_min_p": "min_p from extra_body never reaches the sampler",
@@ -74,6 +78,9 @@ FAULTS: dict[str, str] = {
     # streaming protocol (§5)
     "stream_no_role_chunk": "the first stream chunk carries content instead of the assistant role",
     "stream_no_done": "the stream ends without 'data: [DONE]'",
+    "stream_chunk_tail_dropped": "a stream chunk's text after a closing tag (</think>, <|tool_call_end|>) in the "
+                                 "same chunk is lost: streamed and non-streamed output differ only when chunks "
+                                 "hold several tokens (--stream-interval > 1)",
     # vision (§6, §10 E)
     "image_dropped": "image parts are silently dropped before the model sees them",
     "image_stale": "the first image ever seen is used for every later request (prefix-cache class)",

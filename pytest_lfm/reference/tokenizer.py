@@ -1,4 +1,10 @@
-"""A byte-level tokenizer with LFM2's special-token ids (chat-format notes §2.1, §2.3)."""
+"""A byte-level tokenizer with LFM2's special-token ids (chat-format notes §2.1, §2.3).
+
+Like LFM2.5's tokenizer, every control token (``<|im_start|>``, ``<|tool_call_start|>`` …) and the
+reasoning tags ``<think>`` / ``</think>`` are ONE token each, so streamed chunk boundaries fall where a
+real server's do: never inside a tag. The reasoning tags are added tokens, not special ones: they stay
+in the text with ``skip_special_tokens`` (as Qwen-style ``<think>`` does on a real tokenizer).
+"""
 
 from __future__ import annotations
 
@@ -24,22 +30,29 @@ SPECIAL_TOKENS: dict[str, int] = {
     "<|image_end|>": 15,
     "<image>": 396,
 }
+# added (non-special) tokens: one id each, kept by skip_special_tokens
+ADDED_TOKENS: dict[str, int] = {
+    "<think>": 16,
+    "</think>": 17,
+}
 BOS_ID = 1
 EOS_ID = 7
 IMAGE_ID = 396
 BYTE_OFFSET = 64  # byte b has id 64 + b (64..319)
 VOCAB_SIZE = 400
 _ID_TO_SPECIAL = {v: k for k, v in SPECIAL_TOKENS.items()}
-_SPECIAL_RE = re.compile("(" + "|".join(re.escape(t) for t in sorted(SPECIAL_TOKENS, key=len, reverse=True)) + ")")
+_ID_TO_ADDED = {v: k for k, v in ADDED_TOKENS.items()}
+_SINGLE_TOKENS = {**SPECIAL_TOKENS, **ADDED_TOKENS}
+_SPECIAL_RE = re.compile("(" + "|".join(re.escape(t) for t in sorted(_SINGLE_TOKENS, key=len, reverse=True)) + ")")
 
 
 def encode(text: str) -> list[int]:
-    """Token ids of ``text``: special tokens as single ids, everything else as UTF-8 bytes."""
+    """Token ids of ``text``: special and added tokens as single ids, everything else as UTF-8 bytes."""
     ids: list[int] = []
     for piece in _SPECIAL_RE.split(text):
         if not piece:
             continue
-        special = SPECIAL_TOKENS.get(piece)
+        special = _SINGLE_TOKENS.get(piece)
         if special is not None:
             ids.append(special)
         else:
@@ -56,6 +69,8 @@ def token_bytes(token_id: int) -> bytes:
     """The bytes one token stands for."""
     if token_id in _ID_TO_SPECIAL:
         return _ID_TO_SPECIAL[token_id].encode()
+    if token_id in _ID_TO_ADDED:
+        return _ID_TO_ADDED[token_id].encode()
     if BYTE_OFFSET <= token_id < BYTE_OFFSET + 256:
         return bytes([token_id - BYTE_OFFSET])
     return b""

@@ -33,6 +33,13 @@ How the code is loaded without a GPU stack:
   upstream parsers in a process of their own (the reference server child process), not in a pytest
   process that might import the real packages.
 
+Releases differ in their constructors (0.5.10-0.5.14 take no ``tokenizer``; 0.5.18 adds
+``tool_call_parser_active``, 0.5.21 ``tool_choice``, both defaulted) and methods (``parse_non_stream_blocks``
+from 0.5.13, ``ReasoningParser.parse_stream_end`` from 0.5.16, ``FunctionCallParser.parse_stream_end`` from
+0.5.18): constructors get only the arguments a release accepts (:func:`accepted_kwargs`) and missing methods
+behave as the release's endpoint does. Every parser is built once at load time, so a release this adapter
+cannot drive fails once, at start-up, with an error naming the release and what failed.
+
 If a release moved a module, :class:`UpstreamParsersError` names each module path tried and the
 version found. Run ``python -m pytest_lfm.reference.upstream DIR`` to check an installed tree.
 """
@@ -42,6 +49,7 @@ from __future__ import annotations
 import importlib
 import importlib.abc
 import importlib.machinery
+import inspect
 import json
 import re
 import sys
@@ -183,6 +191,37 @@ def _import_first(candidates: Sequence[str], what: str, root: Path, version: str
     )
 
 
+# ------------------------------------------------------------------------------------------ constructors
+
+
+# Keyword arguments the reference server passes as ``None`` for context a release may not take: 0.5.10-0.5.14's
+# ``FunctionCallParser(tools, tool_call_parser)`` and ``ReasoningParser(model_type, stream_reasoning,
+# force_reasoning, request)`` take no ``tokenizer`` (both gained it in 0.5.15). An unset context argument a release does not accept is
+# left out; any other argument a release does not accept is an error (dropping it would change the parse).
+OPTIONAL_CONTEXT = ("tokenizer", "request")
+
+
+def accepted_kwargs(cls: type, kwargs: Mapping[str, Any], version: str) -> dict[str, Any]:
+    """``kwargs`` reduced to what ``cls.__init__`` of this release accepts (see :data:`OPTIONAL_CONTEXT`)."""
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):  # no introspectable signature: pass everything
+        return dict(kwargs)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return dict(kwargs)
+    out: dict[str, Any] = {}
+    for name, value in kwargs.items():
+        if name in params:
+            out[name] = value
+        elif not (name in OPTIONAL_CONTEXT and value is None):
+            raise UpstreamParsersError(
+                f"sglang {version}'s {cls.__name__}{inspect.signature(cls)} takes no {name!r} argument",
+                tried=[f"{cls.__module__}.{cls.__name__}({', '.join(f'{k}=...' for k in kwargs)})"],
+                remedy="teach pytest_lfm/reference/upstream.py this release's constructor",
+            )
+    return out
+
+
 # ------------------------------------------------------------------------------------------ parsers
 
 
@@ -226,6 +265,46 @@ class UpstreamParsers:
             raise UpstreamParsersError(f"sglang {self.version} registers no 'lfm2' tool-call parser",
                                        tried=[fcp.__name__ + ".FunctionCallParser.ToolCallParserEnum"],
                                        remedy="use a release with LFM2 support (0.5.10 or newer)")
+        self._probe()
+
+    def _probe(self) -> None:
+        """Build each parser once, so a release this adapter cannot drive fails here, once, at start-up —
+        not as a 500 on every request."""
+        tool = {"type": "function", "function": {"name": "probe", "parameters": {"type": "object"}}}
+        steps: list[tuple[str, Any]] = [
+            ("FunctionCallParser(tools, 'lfm2').parse_non_stream",
+             lambda: self.function_call_parser([tool], "lfm2").parse_non_stream("probe")),
+            ("ReasoningParser('qwen3').parse_non_stream",
+             lambda: self.reasoning_parser("qwen3").parse_non_stream("<think>a</think>b")),
+            ("ReasoningParser('qwen3', stream_reasoning=True, force_reasoning=True).parse_stream_chunk",
+             lambda: self.reasoning_parser("qwen3", stream_reasoning=True, force=True).parse_stream_chunk("a")),
+        ]
+        for what, step in steps:
+            try:
+                step()
+            except UpstreamParsersError:
+                raise
+            except Exception as exc:
+                raise UpstreamParsersError(
+                    f"sglang {self.version} ({self.root}) loaded, but {what} failed: {type(exc).__name__}: {exc}",
+                    tried=[what],
+                    remedy="teach pytest_lfm/reference/upstream.py this release's parser API "
+                           "(constructor arguments, method names)",
+                ) from exc
+
+    def function_call_parser(self, tools: Sequence[Mapping[str, Any]] | None, parser: str | None) -> Any:
+        """``FunctionCallParser(tools, parser)`` with the arguments this release takes."""
+        kwargs = {"tools": self.tools(tools), "tool_call_parser": parser, "tokenizer": None}
+        return self.FunctionCallParser(**accepted_kwargs(self.FunctionCallParser, kwargs, self.version))
+
+    def reasoning_parser(self, parser: str, *, force: bool | None = None, stream_reasoning: bool | None = None) -> Any:
+        """``ReasoningParser(parser, ...)`` with the arguments this release takes (unset ones use its defaults)."""
+        kwargs: dict[str, Any] = {"model_type": parser, "request": None, "tokenizer": None}
+        if force is not None:
+            kwargs["force_reasoning"] = force
+        if stream_reasoning is not None:
+            kwargs["stream_reasoning"] = stream_reasoning
+        return self.ReasoningParser(**accepted_kwargs(self.ReasoningParser, kwargs, self.version))
 
     def describe(self) -> dict[str, Any]:
         """What was loaded, for ``/server_info`` and the command-line check."""
@@ -261,13 +340,14 @@ class UpstreamParsers:
     def parse_function_call(self, text: str, tools: Sequence[Mapping[str, Any]], parser: str | None,
                             dialect: lfm2.Dialect | None = None) -> lfm2.ToolParse:
         """``/parse_function_call``: ``FunctionCallParser(tools, parser).parse_non_stream(text)``."""
-        fcp = self.FunctionCallParser(tools=self.tools(tools), tool_call_parser=parser, tokenizer=None)
-        normal_text, calls = fcp.parse_non_stream(text)
+        normal_text, calls = self.function_call_parser(tools, parser).parse_non_stream(text)
         return lfm2.ToolParse(normal_text=normal_text, calls=self._calls(calls))
 
     def separate_reasoning(self, text: str, parser: str, return_blocks: bool = False) -> dict[str, Any]:
-        """``/separate_reasoning``, as the release's endpoint builds its response."""
-        rp = self.ReasoningParser(model_type=parser, request=None, tokenizer=None)
+        """``/separate_reasoning``, as the release's endpoint builds its response (releases without
+        ``parse_non_stream_blocks`` ignore ``return_blocks``, as their endpoint does)."""
+        rp = self.reasoning_parser(parser)
+        return_blocks = return_blocks and hasattr(rp, "parse_non_stream_blocks")
         if return_blocks:
             blocks = rp.parse_non_stream_blocks(text)
             reasoning_text = "".join(b["text"] for b in blocks if b["type"] == "reasoning")
@@ -293,21 +373,19 @@ class UpstreamParsers:
         """Non-streaming chat: ``ReasoningParser(parser, force_reasoning=force).parse_non_stream``."""
         if strip_all_think:  # a fault mode of the reference server, not SGLang behaviour
             return lfm2.split_reasoning(text, parser, force=force, strip_all_think=True)
-        rp = self.ReasoningParser(model_type=parser, force_reasoning=bool(force), request=None)
-        reasoning, normal = rp.parse_non_stream(text)
+        reasoning, normal = self.reasoning_parser(parser, force=bool(force)).parse_non_stream(text)
         return lfm2.ReasoningSplit(reasoning_text=reasoning or "", text=normal or "")
 
     def streaming_tools(self, tools: Sequence[Mapping[str, Any]], dialect: lfm2.Dialect | None = None) -> Any:
         """Streaming chat: ``FunctionCallParser.parse_stream_chunk`` per increment."""
-        return _StreamingTools(self, self.FunctionCallParser(tools=self.tools(tools), tool_call_parser="lfm2"))
+        return _StreamingTools(self, self.function_call_parser(tools, "lfm2"))
 
     def streaming_reasoning(self, parser: str, force: bool = False, stream_reasoning: bool = True,
                             leak_think_start: bool = True) -> Any:
         """Streaming chat: ``ReasoningParser.parse_stream_chunk`` per increment (``leak_think_start`` is
         whatever the release does)."""
-        rp = self.ReasoningParser(model_type=parser, stream_reasoning=stream_reasoning,
-                                  force_reasoning=bool(force), request=None)
-        return _StreamingReasoning(rp)
+        return _StreamingReasoning(self.reasoning_parser(parser, force=bool(force),
+                                                         stream_reasoning=stream_reasoning))
 
 
 class _StreamingTools:
@@ -323,7 +401,7 @@ class _StreamingTools:
         return text or "", list(self._owner._calls(calls))
 
     def finish(self) -> tuple[str, list[lfm2.ParsedCall]]:
-        """``parse_stream_end`` where the release has it (0.5.23), else nothing."""
+        """``parse_stream_end`` where the release has it (0.5.18 and later), else nothing."""
         end = getattr(self._parser, "parse_stream_end", None)
         if end is None:
             return "", []

@@ -6,21 +6,26 @@ import os
 import select
 import subprocess
 import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Iterable
 
 from pytest_lfm.errors import ServerUnavailable
 from pytest_lfm.server.process import spawn_group, stop_group
 
 READY = "LFM_REFERENCE_READY port="
+OUTPUT_TAIL_LINES = 200  # lines of the server's output kept after start-up (for error messages)
 
 
 class ReferenceProcess:
     """``python -m pytest_lfm.reference`` on a free loopback port, in its own process group."""
 
     def __init__(self, variant_id: str, faults: Iterable[str] = (), api_key: str | None = None,
-                 version: str | None = None, sglang_dir: str | None = None, hardware: str | None = None) -> None:
+                 version: str | None = None, sglang_dir: str | None = None, hardware: str | None = None,
+                 stream_interval: int = 1) -> None:
         self.variant_id = variant_id
+        self.stream_interval = stream_interval  # tokens per stream chunk (SGLang's --stream-interval)
         self.hardware = hardware  # reported in /server_info's resolved backends
         self.faults = list(faults)
         self.api_key = api_key
@@ -29,6 +34,10 @@ class ReferenceProcess:
         self.proc: subprocess.Popen[str] | None = None
         self.port: int | None = None
         self.cmd: list[str] = []
+        # The server's output after the READY line, drained by a thread so that the child never blocks on a
+        # full pipe (tracebacks of failing requests add up); the last lines are kept for diagnosis.
+        self.output_tail: deque[str] = deque(maxlen=OUTPUT_TAIL_LINES)
+        self._drainer: threading.Thread | None = None
 
     @property
     def base_url(self) -> str:
@@ -47,6 +56,8 @@ class ReferenceProcess:
             cmd += ["--parsers", "sglang", "--sglang-dir", self.sglang_dir]
         if self.hardware:
             cmd += ["--hardware", self.hardware]
+        if self.stream_interval != 1:
+            cmd += ["--stream-interval", str(self.stream_interval)]
         env = dict(os.environ)
         if self.api_key:
             cmd += ["--api-key-env", "LFM_REFERENCE_API_KEY"]  # never in argv
@@ -65,6 +76,7 @@ class ReferenceProcess:
                 line = self.proc.stdout.readline()
                 if line.startswith(READY):
                     self.port = int(line[len(READY):].strip())
+                    self._start_draining()
                     return
                 if line:
                     seen.append(line.rstrip())
@@ -76,6 +88,21 @@ class ReferenceProcess:
             tried=[f"{' '.join(self.cmd)} (exit code {self.proc.returncode})", *seen[-20:]],
             remedy="check that pytest-lfm is installed with its dependencies (fastapi, uvicorn, numpy, pillow)",
         )
+
+    def _start_draining(self) -> None:
+        """Read the rest of the server's output in a daemon thread until the pipe closes."""
+        assert self.proc is not None
+        stream = self.proc.stdout
+
+        def drain() -> None:
+            try:
+                for line in stream or ():
+                    self.output_tail.append(line.rstrip("\n"))
+            except (OSError, ValueError):  # the pipe was closed by stop()
+                pass
+
+        self._drainer = threading.Thread(target=drain, name=f"lfm-reference-output-{self.variant_id}", daemon=True)
+        self._drainer.start()
 
     def stop(self, grace: float = 3.0) -> None:
         """SIGTERM the process group, then SIGKILL after ``grace`` seconds."""
