@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from pytest_lfm.assertions import expect_equal, expect_true, fail
+from pytest_lfm.assertions import expect_equal, expect_true, fail, not_run
 from pytest_lfm.client import LfmHttp, message_of
 from pytest_lfm.server.base import Target
 
@@ -37,7 +37,7 @@ REPLACEMENT = "\ufffd"
 
 def text_pattern(tokens: Sequence[str]) -> re.Pattern[str]:
     """A pattern the generated text matches when it is the tokens' concatenation (U+FFFD: one char or none)."""
-    parts = []
+    parts: list[str] = []
     for t in tokens:
         parts.extend(".?" if ch == REPLACEMENT else re.escape(ch) for ch in t)
     return re.compile("".join(parts), re.DOTALL)
@@ -183,5 +183,5 @@ def test_chat_logprobs_match_completions(lfm_http: LfmHttp, lfm_target: Target) 
                      context)
         compare_entries("chat logprobs vs /v1/completions logprobs", comp_entries, entries, context)
         return
-    pytest.skip(f"not run: needs the variant's chat template to be the plain LFM2.5 format; chat prompt_tokens "
-                f"{chat_prompt}, raw renderings gave {tried}")
+    not_run("the variant's chat template to be the plain LFM2.5 format this check renders",
+            f"chat prompt_tokens {chat_prompt}, raw renderings gave {tried}")

@@ -570,3 +570,13 @@ def _chat_logprobs_unnormalised(lp: dict[str, Any] | None, **_: Any) -> dict[str
 
     return {**lp, "content": [{**shift(e), "top_logprobs": [shift(t) for t in e["top_logprobs"]]}
                               for e in lp["content"]]}
+
+
+@fault_hook("deterministic_inference_off", H.DETERMINISTIC_INFERENCE)
+def _deterministic_inference_off(value: bool, **_: Any) -> bool:
+    return False
+
+
+@fault_hook("deterministic_inference_off", H.SEED)
+def _seed_without_determinism(value: Any, **_: Any) -> Any:
+    return None

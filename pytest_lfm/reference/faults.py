@@ -118,6 +118,9 @@ FAULTS: dict[str, str] = {
     "top_logprobs_unsorted": "chat top_logprobs are listed in token-text order, not by logprob",
     "chat_logprobs_unnormalised": "chat logprobs are shifted by a constant (not log-softmax of the logits as on "
                                   "/v1/completions)",
+    # a capability the server reports (issue 20: checks behind it are "not run" without it)
+    "deterministic_inference_off": "the server runs without --enable-deterministic-inference (SGLang's default): "
+                                   "/server_info reports it false and `seed` does not fix the draw",
     "mm_attention_default": "the VL server runs without the recipe's --mm-attention-backend (reports triton_attn)",
 }
 
