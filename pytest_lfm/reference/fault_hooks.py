@@ -513,6 +513,12 @@ def _image_order_lost(facts: list[ImageFacts], **_: Any) -> list[ImageFacts]:
     return sorted(facts, key=lambda img: img.digest)
 
 
+@fault_hook("truncated_call_salvaged", H.STREAM_TOOL_TAIL)
+def _truncated_call_salvaged_stream(tail: str, *, text: str, **_: Any) -> str:
+    closed: str = _truncated_call_salvaged(text)
+    return tail + closed[len(text):]
+
+
 @fault_hook("truncated_call_salvaged", H.TOOL_PARSE_INPUT)
 def _truncated_call_salvaged(text: str, **_: Any) -> str:
     start = text.rfind(lfm2.BOT)

@@ -105,7 +105,7 @@ FAULTS: dict[str, str] = {
                         "order they were sent",
     # forced and parallel tool calls (issue 20 class 3)
     "truncated_call_salvaged": "a tool call cut off by max_tokens is closed by the parser and returned as a "
-                               "complete call (non-streaming)",
+                               "complete call",
     "forced_stream_calls_as_content": "streaming with tool_choice required/named sends the constrained JSON "
                                       "array as content, no tool_calls",
     "forced_tool_reasoning_dropped": "with tool_choice required/named the reasoning is lost (reasoning_content "

@@ -85,6 +85,7 @@ CHOICE_PARSERS = "chat.choice_parsers"  # bool: whether choice ``index`` goes th
 FORCED_STREAM_PARSE = "tools.forced_stream_parse"  # bool: a streamed required/named JSON array becomes tool_calls
 FORCED_TOOL_REASONING = "tools.forced_reasoning"  # reasoning_content of a required/named answer
 CHAT_LOGPROBS = "chat.logprobs"  # the logprobs object of a chat choice or chunk (context: stream)
+STREAM_TOOL_TAIL = "tools.stream_tail"  # text fed to the streaming tool parser after the last chunk (context: text)
 DETERMINISTIC_INFERENCE = "info.deterministic_inference"  # bool: the reported --enable-deterministic-inference
 # concurrency
 DECODE_STATE = "model.decode_state"  # the per-request decode state slot (context: st, request)

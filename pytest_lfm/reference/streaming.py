@@ -219,6 +219,9 @@ def _choice_body(gen: Generation, body: Mapping[str, Any], ctx: ChatContext, st:
         if c_delta:
             content(c_delta)
     if tparser:
+        tail = st.hooks(H.STREAM_TOOL_TAIL, "", text=gen.text)
+        if tail:
+            content_events(*tparser.feed(tail))
         content_events(*tparser.finish())
     if json_path:
         parsed = parse_json_array_calls(content_buffer, ctx.tools)
