@@ -106,9 +106,9 @@ def test_load_check_fails_when_server_runs_out_of_memory(attached: Any) -> None:
 
 
 def test_bad_media_is_strict_xfail_on_0_5_10(attached: Any) -> None:
-    """0.5.10 answers 500 for media errors: the four cases are expected failures there, not failures."""
+    """0.5.10 answers 500 for media errors: the eight cases are expected failures there, not failures."""
     run = attached(VL, version="0.5.10", k="bad_image_input or delivery")
     bad = run.outcomes("test_bad_image_input[")
-    assert sorted(bad.values()) == ["xfailed"] * 4, (bad, run.stdout[-3000:])
+    assert sorted(bad.values()) == ["xfailed"] * 8, (bad, run.stdout[-3000:])
     assert set(run.outcomes("test_image_delivery[").values()) == {"passed"}
     assert run.ret == 0, run.stdout[-3000:]
