@@ -137,7 +137,14 @@ def test_chat_top_logprobs_sorted_distinct(lfm_http: LfmHttp, mode: str) -> None
     """``top_logprobs: 20``: at every position at most 20 alternatives, sorted by logprob (highest first),
     with distinct tokens, and the chosen token among them with its own logprob (greedy: it is the most
     likely one). OpenAI allows fewer than requested; it does not allow a list out of order or an
-    alternative carrying another candidate's logprob (§3.1)."""
+    alternative carrying another candidate's logprob (§3.1).
+
+    Upstream: SGLang keys each position's alternatives by decoded text, so candidates that decode to the
+    same text (byte pieces of a multi-byte character all decode to U+FFFD) collapse into one entry that
+    keeps the first one's place and the last one's logprob: the list comes back short and out of order
+    (open issue https://github.com/sgl-project/sglang/issues/32290, unchanged through 0.5.23; recorded on
+    0.5.17 with ``top_logprobs: 21``). It shows wherever two of the top 20 collide, which random-weight
+    checkpoints do at nearly every position and real weights rarely do on plain English."""
     if mode == "non-stream":
         resp = lfm_http.chat(MESSAGES, logprobs=True, top_logprobs=20, **GREEDY)
         entries = entries_of(resp["choices"][0])
