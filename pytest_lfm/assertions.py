@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NoReturn
+
+import pytest
+
+NOT_RUN = "not run: "  # the skip-reason prefix the report counts as "not run" (a check that could not be judged)
 
 
 def _show(value: Any, limit: int = 600) -> str:
@@ -69,3 +73,11 @@ def expect_restriction_is_greedy(restriction: str, greedy: str, free: Mapping[An
         seed, text = next(iter(bad.items()))
         fail(f"{restriction} at temperature 1 did not decode greedily (is {restriction.split('=')[0]} {applied}?)",
              f"{n}/{n} seeds equal greedy: {greedy!r}", f"{same}/{n}; e.g. seed {seed}: {text!r}", context)
+
+
+def not_run(needs: str, detail: str) -> NoReturn:
+    """Skip a check that can only pass where the server has ``needs`` (a capability it reports, a setup the
+    check depends on): the reason starts with :data:`NOT_RUN`, so the report counts the check as not run
+    rather than passed or merely skipped. ``detail`` says what the server reported."""
+    pytest.skip(f"{NOT_RUN}needs {needs}; {detail}")
+

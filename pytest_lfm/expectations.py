@@ -60,6 +60,18 @@ class KnownFailureEntry:
     fact: str | tuple[str, ...] | None = None
     variants: tuple[str, ...] = ()
     source: str = ""
+    reference: bool = True
+    """False: the bundled reference server answers per the contract here (it does not reproduce this
+    upstream defect), so the entry does not apply to it; it applies to every real server."""
+    weights: str = "any"
+    """"random": the defect shows only on random-weight fixture checkpoints (e.g. many ids decoding alike)."""
+
+    def applies_to_target(self, target: Target) -> bool:
+        """The entry's server scope: real servers (and the reference server unless ``reference`` is false),
+        with any weights or only random ones."""
+        if target.is_test_double and not self.reference:
+            return False
+        return self.weights == "any" or bool(target.random_weights)
 
     @property
     def check(self) -> str:
@@ -157,7 +169,8 @@ def load_file(path: Path, checks: frozenset[str] | None = None) -> tuple[KnownFa
         gate = raw.get("fact")
         entry = KnownFailureEntry(checks=patterns, reason=raw["reason"], link=raw["link"],
                                   fact=gate if gate is None or isinstance(gate, str) else tuple(gate),
-                                  variants=tuple(raw.get("variants", ())), source=path.name)
+                                  variants=tuple(raw.get("variants", ())), source=path.name,
+                                  reference=bool(raw.get("reference", True)), weights=str(raw.get("weights", "any")))
         label = f"entry {n} ({entry.check!r})"
         if entry.fact is not None:
             try:
@@ -217,7 +230,8 @@ def known_failures_for(nodeid: str, path: Path | None, target: Target) -> list[K
     """The entries that apply to this check on this target (variant and SGLang version)."""
     names = item_check_names(nodeid, path, target.id)
     return [e for e in load_known_failures()
-            if e.matches(*names) and e.applies_to_variant(target.variant.id) and e.applies_to_version(target.version)]
+            if e.matches(*names) and e.applies_to_variant(target.variant.id) and e.applies_to_version(target.version)
+            and e.applies_to_target(target)]
 
 
 def known_failure_mark(item: pytest.Item, target: Target) -> pytest.MarkDecorator | None:

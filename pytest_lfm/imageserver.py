@@ -12,6 +12,8 @@ import functools
 import ipaddress
 import socket
 import threading
+import time
+from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -35,9 +37,52 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+SLOW_SECONDS = 12.0  # the /slow/ route's delay: 4x SGLang's 3 s image download timeout (REQUEST_TIMEOUT)
+
+
 class _QuietHandler(SimpleHTTPRequestHandler):
+    """The fixture files, plus routes for media-error checks (§6 loading):
+
+    * ``/status/<code>/<name>``: answers HTTP ``<code>`` (e.g. 404, 500) with a short text body;
+    * ``/slow/<name>``: sends ``<name>`` after :data:`SLOW_SECONDS` (slower than the server's timeout);
+    * ``/truncated/<name>``: the first half of ``<name>``'s bytes (a valid header, truncated data).
+    """
+
     def log_message(self, format: str, *args: Any) -> None:
         return
+
+    def do_GET(self) -> None:
+        parts = self.path.split("?", 1)[0].strip("/").split("/")
+        if len(parts) == 3 and parts[0] == "status" and parts[1].isdigit():
+            code = int(parts[1])
+            body = f"{code} {HTTPStatus(code).phrase}: no picture here\n".encode()
+            self._send(code, body, "text/plain")
+        elif len(parts) == 2 and parts[0] == "slow":
+            time.sleep(SLOW_SECONDS)
+            self.path = "/" + parts[1]
+            try:
+                super().do_GET()
+            except OSError:  # the server under test gave up waiting (its timeout): nothing to do
+                return
+        elif len(parts) == 2 and parts[0] == "truncated":
+            path = Path(self.directory) / parts[1]
+            if not path.is_file():
+                self._send(404, b"not found\n", "text/plain")
+                return
+            data = path.read_bytes()
+            self._send(200, data[: len(data) // 2], self.guess_type(str(path)))
+        else:
+            super().do_GET()
+
+    def _send(self, code: int, body: bytes, ctype: str) -> None:
+        try:
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except OSError:  # the server under test gave up (timeout): nothing to do
+            return
 
 
 class ImageServer:
@@ -73,7 +118,7 @@ class ImageServer:
         return f"http://{host}:{self.port}"
 
     def url(self, name: str) -> str:
-        """The URL of one fixture image."""
+        """The URL of one fixture image (or of a route of :class:`_QuietHandler`, e.g. ``status/404/red.png``)."""
         return f"{self.base_url}/{name}"
 
     def __enter__(self) -> ImageServer:

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from fault_tables import FamilyTable, FaultRow, fault_runs, glob_match, tables
+from harness import Suite
 
 from pytest_lfm.reporting import normalize_nodeid
 
@@ -31,7 +32,7 @@ def _ordered(items: list[str]) -> list[str]:
 
 
 @pytest.mark.parametrize("family", sorted(CONTROLLED))
-def test_family_passes_without_fault(suite: Any, family: str) -> None:
+def test_family_passes_without_fault(suite: Suite, family: str) -> None:
     table: FamilyTable = CONTROLLED[family]
     assert table.control is not None
     run = suite(list(table.modules), variants=list(table.control.variants), extra=list(table.control.extra))
@@ -77,7 +78,7 @@ def _check_row(run: Any, row: FaultRow) -> list[str]:
 
 
 @pytest.mark.parametrize("fault", sorted(RUNS))
-def test_fault_turns_its_checks_red(suite: Any, fault: str) -> None:
+def test_fault_turns_its_checks_red(suite: Suite, fault: str) -> None:
     rows = RUNS[fault]
     variants = _ordered([v for r in rows for v in r.variants])
     modules = _ordered([f.check.split("::")[0] for r in rows for f in r.fails])

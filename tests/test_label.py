@@ -6,10 +6,10 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from fake_server import fake_server, sglang_like
+from harness import Suite
 
 CHECK = """
 def test_target(lfm_target):
@@ -58,7 +58,7 @@ def reference_url() -> Iterator[str]:
 
 
 def test_attached_reference_server_skips_real_weight_checks(pytester: pytest.Pytester, reference_url: str,
-                                                            suite: Any) -> None:
+                                                            suite: Suite) -> None:
     """The README's flow: start the reference server by hand, attach with --lfm-server=HOST:PORT."""
     run = suite("test_completions.py", server=reference_url, extra=["-k", "capital_of_france"])
     assert run.outcome("test_capital_of_france") == "skipped", run.stdout[-3000:]

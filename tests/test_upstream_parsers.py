@@ -233,7 +233,7 @@ def test_release_without_tokenizer_argument_loads(tmp_path: Path) -> None:
     assert json.loads(r.stdout)["version"] == "0.5.10"
 
 
-def test_unloadable_release_is_one_error_naming_it(suite: Any, tmp_path: Path) -> None:
+def test_unloadable_release_is_one_error_naming_it(suite: Suite, tmp_path: Path) -> None:
     """A release whose parser constructor the adapter cannot drive stops the run once, at start-up, with an
     error naming the release and what failed — not a 500 per request (and no hang)."""
     tree = fake_tree(tmp_path / "new", "9.9.9", "tools, tool_call_parser, grammar")

@@ -48,9 +48,9 @@ def test_load_check_fails_when_server_runs_out_of_memory(suite: Suite) -> None:
 
 
 def test_bad_media_is_strict_xfail_on_0_5_10(suite: Suite) -> None:
-    """0.5.10 answers 500 for media errors: the four cases are expected failures there, not failures."""
+    """0.5.10 answers 500 for media errors: the eight cases are expected failures there, not failures."""
     run = suite(MODULE, variants=[VL], version="0.5.10", k="bad_image_input or delivery")
     bad = run.outcomes("test_bad_image_input[")
-    assert sorted(bad.values()) == ["xfailed"] * 4, (bad, run.stdout[-3000:])
+    assert sorted(bad.values()) == ["xfailed"] * 8, (bad, run.stdout[-3000:])
     assert set(run.outcomes("test_image_delivery[").values()) == {"passed"}
     assert run.ret == 0, run.stdout[-3000:]

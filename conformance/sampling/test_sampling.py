@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from pytest_lfm.assertions import expect_restriction_is_greedy, expect_status, expect_true
+from pytest_lfm.assertions import expect_restriction_is_greedy, expect_status, expect_true, not_run
 from pytest_lfm.cases import Case, load_cases
 from pytest_lfm.client import LfmHttp, openai_sampling
 from pytest_lfm.inputs import PROSE, REPEAT_PROMPTS
@@ -123,11 +123,13 @@ def test_restriction_makes_temperature_1_greedy(lfm_http: LfmHttp, lfm_target: T
 def test_seed_reproducible(lfm_http: LfmHttp, lfm_target: Target, endpoint: str,
                            record_property: Callable[[str, object], None]) -> None:
     """At temperature 1 the same ``seed`` gives the same text (3 of 3 repeats per seed, 2 seeds). SGLang
-    applies ``sampling_seed`` only with ``--enable-deterministic-inference``; without it this is skipped
-    with that reason (§3.1 seed → sampling_seed, §8)."""
+    applies ``sampling_seed`` only with ``--enable-deterministic-inference``; on a server without it this
+    check is not run (skip reason "not run: needs …", counted as not run in the report) (§3.1 seed →
+    sampling_seed, §8)."""
     if not lfm_target.server_args.get("enable_deterministic_inference"):
-        pytest.skip("SGLang honours `seed` only with --enable-deterministic-inference; /server_info reports "
-                    f"enable_deterministic_inference={lfm_target.server_args.get('enable_deterministic_inference')}")
+        not_run("--enable-deterministic-inference (SGLang honours `seed` only with it)",
+                "/server_info reports enable_deterministic_inference="
+                f"{lfm_target.server_args.get('enable_deterministic_inference')}")
     gen = _generator(lfm_http, lfm_target, endpoint)
     runs = {s: [gen(PROSE, temperature=1.0, seed=s) for _ in range(3)] for s in SEEDS[:2]}
     stable = sum(len(set(texts)) == 1 for texts in runs.values())

@@ -56,6 +56,7 @@ def create_app(state: ServerState) -> FastAPI:
         # holds a decode slot until its last byte is written (the stream's generator frees it).
         slot = state.slots.acquire()
         released = False
+        streaming = False
 
         def in_slot(call: Callable[[], Any]) -> Any:
             with state.slots.bound(slot):
@@ -63,6 +64,7 @@ def create_app(state: ServerState) -> FastAPI:
 
         try:
             body = await body_of(request)
+            streaming = stream_fn is not None and bool(body.get("stream"))
             if stream_fn is not None and body.get("stream"):
                 events = await run_in_threadpool(in_slot, lambda: list(stream_fn(body, state)))
                 released = True
@@ -72,6 +74,8 @@ def create_app(state: ServerState) -> FastAPI:
             return JSONResponse(result)
         except MediaError as exc:
             err = serving.media_error(exc, state)
+            if streaming:
+                err = state.hooks(hooks.STREAM_MEDIA_ERROR, err)
             return error_response(err.message, err.type_, err.status)
         except ClientError as exc:
             err = state.hooks(hooks.CLIENT_ERROR, exc)

@@ -7,7 +7,7 @@ import json
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import jsonschema
@@ -305,6 +305,7 @@ def finish_chat(gen: Generation, body: Mapping[str, Any], ctx: ChatContext, st: 
             if parsed is not None:
                 calls = format_calls(parsed if ctx.parallel else parsed[:1], st)
                 text = ""
+            reasoning = st.hooks(H.FORCED_TOOL_REASONING, reasoning)
         else:
             result = lfm2_parse(text, ctx.tools, st)
             found = list(result.calls)
@@ -313,6 +314,14 @@ def finish_chat(gen: Generation, body: Mapping[str, Any], ctx: ChatContext, st: 
             calls = format_calls(found if ctx.parallel else found[:1], st)  # parallel_tool_calls=false: one
     finish, matched = finish_with_calls(gen.finish_reason, gen.matched_stop, bool(calls), st)
     return ChatOutcome(gen, text, reasoning, calls, finish, matched, reasoning_tokens)
+
+
+def choice_context(body: Mapping[str, Any], ctx: ChatContext, st: ServerState,
+                   i: int) -> tuple[Mapping[str, Any], ChatContext]:
+    """The body and context choice ``i`` is parsed with (every choice goes through the same parsers)."""
+    if st.hooks(H.CHOICE_PARSERS, True, index=i):
+        return body, ctx
+    return {**body, "separate_reasoning": False}, replace(ctx, parsing=False)
 
 
 def chat_logprobs(gen: Generation, start: int = 0, end: int | None = None) -> dict[str, Any]:
@@ -344,11 +353,11 @@ def chat_response(body: Mapping[str, Any], st: ServerState) -> dict[str, Any]:
     for i in range(n):
         p = choice_params(params, body, i)
         gen = run_generation(ids, plan, p, st)
-        out = finish_chat(gen, body, ctx, st)
+        out = finish_chat(gen, *choice_context(body, ctx, st, i), st)
         # every key of SGLang's ChatMessage, null ones included (recorded on 0.5.17: "tool_calls": null)
         message: dict[str, Any] = {"role": "assistant", "content": out.content, "reasoning_content": out.reasoning,
                                    "tool_calls": out.tool_calls or None}
-        choices.append({"index": i, "message": message, "logprobs": chat_logprobs(gen) if p.logprobs else None,
+        choices.append({"index": i, "message": message, "logprobs": st.hooks(H.CHAT_LOGPROBS, chat_logprobs(gen) if p.logprobs else None, stream=False),
                         "finish_reason": out.finish_reason, "matched_stop": out.matched_stop})
         completion_tokens += len(gen.ids)
         reasoning_tokens += out.reasoning_tokens

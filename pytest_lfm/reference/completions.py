@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -11,7 +12,7 @@ from pytest_lfm.reference import hooks as H
 from pytest_lfm.reference import tokenizer as tok
 from pytest_lfm.reference.chat import forced_text, run_generation
 from pytest_lfm.reference.model import Generation, prompt_logprob, prompt_top_logprobs
-from pytest_lfm.reference.planner import plan_completion, to_tokens
+from pytest_lfm.reference.planner import ChatPlanInput, Segment, plan_chat, plan_completion, to_tokens
 from pytest_lfm.reference.sampling import (
     opt_int,
     request_n,
@@ -73,7 +74,7 @@ def completion_response(body: Mapping[str, Any], st: ServerState,
                 f"messages and {params.max_new_tokens} tokens for the completion. Please reduce the number of "
                 "tokens in the input messages or the completion to fit within the limit."
             )
-        plan = to_tokens(plan_completion(text, forced_text(body)))
+        plan = to_tokens(completion_plan(text, body, st))
         prompt_total += len(ids)
         for i in range(n):
             p = with_seed(params, i)
@@ -113,3 +114,35 @@ def completion_logprobs(gen: Generation, echo_ids: Sequence[int], top: int) -> d
         tops.append({tok.token_text(t): lp for t, lp in entries} if top else None)
     return {"text_offset": [-1] * len(tokens), "token_logprobs": token_logprobs, "tokens": tokens,
             "top_logprobs": tops}
+
+
+_TURN = re.compile(r"<\|im_start\|>(system|user|assistant|tool)\n(.*?)<\|im_end\|>\n", re.DOTALL)
+_GENERATION_PROMPT = "<|im_start|>assistant\n"
+
+
+def chatml_messages(text: str) -> list[dict[str, Any]] | None:
+    """The messages of a raw prompt that is a rendered LFM2.5 conversation ending in the generation prompt
+    (text turns only), or None."""
+    body = text.removeprefix("<|startoftext|>")
+    if not body.endswith(_GENERATION_PROMPT):
+        return None
+    body = body[: -len(_GENERATION_PROMPT)]
+    messages, pos = [], 0
+    for m in _TURN.finditer(body):
+        if m.start() != pos:
+            return None
+        messages.append({"role": m.group(1), "content": m.group(2)})
+        pos = m.end()
+    return messages if messages and pos == len(body) else None
+
+
+def completion_plan(text: str, body: Mapping[str, Any], st: ServerState) -> list[Segment]:
+    """The planned continuation of a raw prompt. A prompt that is a rendered conversation is answered as the
+    chat endpoint answers it (the same model sees the same tokens); anything else continues the text."""
+    messages = chatml_messages(text)
+    if messages is None:
+        return plan_completion(text, forced_text(body))
+    return plan_chat(ChatPlanInput(messages=messages, tools=[], tool_choice="none", parallel_tool_calls=True,
+                                   thinking=st.variant.reasoning_parser == "qwen3-thinking", images=[],
+                                   regex_text=forced_text(body)))
+

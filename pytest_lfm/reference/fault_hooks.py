@@ -487,3 +487,102 @@ def _bad_media_500(err: ClientError, **_: Any) -> ClientError:
 @fault_hook("mm_attention_default", H.MM_ATTENTION_BACKEND)
 def _mm_attention_default(value: str | None, **_: Any) -> str | None:
     return "triton_attn"
+
+
+# ------------------------------------------------------------------------------------------ issue 20 (i20b):
+# media errors and edge input (class 7), forced/parallel tool calls (class 3), chat logprobs (class 4)
+
+
+@fault_hook("media_no_timeout", H.IMAGE_URL_TIMEOUT)
+def _media_no_timeout(value: float, **_: Any) -> float:
+    return 60.0
+
+
+@fault_hook("stream_media_error_500", H.STREAM_MEDIA_ERROR)
+def _stream_media_error_500(err: ClientError, **_: Any) -> ClientError:
+    return _internal(err.message)
+
+
+@fault_hook("literal_image_marker_500", H.IMAGE_PLACEHOLDER_MISMATCH)
+def _literal_image_marker_500(err: ClientError, *, markers: int, images: int, **_: Any) -> ClientError:
+    return _internal(f"number of image tokens ({markers}) does not match the number of images ({images})")
+
+
+@fault_hook("image_order_lost", H.IMAGES_COLLECTED)
+def _image_order_lost(facts: list[ImageFacts], **_: Any) -> list[ImageFacts]:
+    return sorted(facts, key=lambda img: img.digest)
+
+
+@fault_hook("truncated_call_salvaged", H.STREAM_TOOL_TAIL)
+def _truncated_call_salvaged_stream(tail: str, *, text: str, **_: Any) -> str:
+    closed: str = _truncated_call_salvaged(text)
+    return tail + closed[len(text):]
+
+
+@fault_hook("truncated_call_salvaged", H.TOOL_PARSE_INPUT)
+def _truncated_call_salvaged(text: str, **_: Any) -> str:
+    start = text.rfind(lfm2.BOT)
+    if start < 0 or lfm2.EOT in text[start:]:
+        return text
+    for closer in ('")]', ")]", '"")]', "None)]", '"})]', "]"):  # close what is open, as a lenient parser might
+        candidate = text + closer + lfm2.EOT
+        if lfm2.parse_tool_calls(candidate, None, lfm2.Dialect.for_version(None), forward_unknown=True).calls:
+            return candidate
+    return text
+
+
+@fault_hook("forced_stream_calls_as_content", H.FORCED_STREAM_PARSE)
+def _forced_stream_calls_as_content(value: bool, **_: Any) -> bool:
+    return False
+
+
+@fault_hook("forced_tool_reasoning_dropped", H.FORCED_TOOL_REASONING)
+def _forced_tool_reasoning_dropped(reasoning: str | None, **_: Any) -> str | None:
+    return None
+
+
+@fault_hook("n_parsers_first_choice_only", H.CHOICE_PARSERS)
+def _n_parsers_first_choice_only(value: bool, *, index: int, **_: Any) -> bool:
+    return value and index == 0
+
+
+@fault_hook("chat_logprobs_short", H.CHAT_LOGPROBS)
+def _chat_logprobs_short(lp: dict[str, Any] | None, *, stream: bool, **_: Any) -> dict[str, Any] | None:
+    if lp is None or stream:
+        return lp
+    return {**lp, "content": lp["content"][:-1]}
+
+
+@fault_hook("chat_logprobs_stream_null", H.CHAT_LOGPROBS)
+def _chat_logprobs_stream_null(lp: dict[str, Any] | None, *, stream: bool, **_: Any) -> dict[str, Any] | None:
+    return None if stream else lp
+
+
+@fault_hook("top_logprobs_unsorted", H.CHAT_LOGPROBS)
+def _top_logprobs_unsorted(lp: dict[str, Any] | None, **_: Any) -> dict[str, Any] | None:
+    if lp is None:
+        return lp
+    return {**lp, "content": [{**e, "top_logprobs": sorted(e["top_logprobs"], key=lambda t: t["token"])}
+                              for e in lp["content"]]}
+
+
+@fault_hook("chat_logprobs_unnormalised", H.CHAT_LOGPROBS)
+def _chat_logprobs_unnormalised(lp: dict[str, Any] | None, **_: Any) -> dict[str, Any] | None:
+    if lp is None:
+        return lp
+
+    def shift(e: dict[str, Any]) -> dict[str, Any]:
+        return {**e, "logprob": e["logprob"] + 1.5 if e.get("logprob") is not None else None}
+
+    return {**lp, "content": [{**shift(e), "top_logprobs": [shift(t) for t in e["top_logprobs"]]}
+                              for e in lp["content"]]}
+
+
+@fault_hook("deterministic_inference_off", H.DETERMINISTIC_INFERENCE)
+def _deterministic_inference_off(value: bool, **_: Any) -> bool:
+    return False
+
+
+@fault_hook("deterministic_inference_off", H.SEED)
+def _seed_without_determinism(value: Any, **_: Any) -> Any:
+    return None

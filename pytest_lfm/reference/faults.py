@@ -94,6 +94,33 @@ FAULTS: dict[str, str] = {
     "image_tools_500": "a request with both images and tools answers 500",
     "image_load_oom": "after 24 image requests every image request fails with 500 (CUDA out of memory)",
     "image_decode_narrow": "only plain RGB images of 2-1024 px without EXIF rotation decode; others answer 500",
+    # media errors and edge input (issue 20 class 7)
+    "media_no_timeout": "http image downloads wait without the 3 s timeout: a URL slower than the timeout is "
+                        "waited for and answered 200 instead of a 4xx",
+    "stream_media_error_500": "a media error on a streaming request answers 500 (the stream path's error "
+                              "handling differs from the non-streaming one)",
+    "literal_image_marker_500": "a literal '<image>' typed by the user next to a real image breaks the "
+                                "placeholder count: 500 instead of a 4xx or an answer",
+    "image_order_lost": "the images of a request reach the model sorted by their content digest, not in the "
+                        "order they were sent",
+    # forced and parallel tool calls (issue 20 class 3)
+    "truncated_call_salvaged": "a tool call cut off by max_tokens is closed by the parser and returned as a "
+                               "complete call",
+    "forced_stream_calls_as_content": "streaming with tool_choice required/named sends the constrained JSON "
+                                      "array as content, no tool_calls",
+    "forced_tool_reasoning_dropped": "with tool_choice required/named the reasoning is lost (reasoning_content "
+                                     "null, non-streaming)",
+    "n_parsers_first_choice_only": "with n > 1 only the first choice goes through the reasoning and tool-call "
+                                   "parsers: the others carry raw text",
+    # chat logprobs (issue 20 class 4)
+    "chat_logprobs_short": "non-streamed chat logprobs miss the last generated token",
+    "chat_logprobs_stream_null": "streamed chat chunks carry logprobs null even when logprobs are requested",
+    "top_logprobs_unsorted": "chat top_logprobs are listed in token-text order, not by logprob",
+    "chat_logprobs_unnormalised": "chat logprobs are shifted by a constant (not log-softmax of the logits as on "
+                                  "/v1/completions)",
+    # a capability the server reports (issue 20: checks behind it are "not run" without it)
+    "deterministic_inference_off": "the server runs without --enable-deterministic-inference (SGLang's default): "
+                                   "/server_info reports it false and `seed` does not fix the draw",
     "mm_attention_default": "the VL server runs without the recipe's --mm-attention-backend (reports triton_attn)",
 }
 

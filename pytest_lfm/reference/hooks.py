@@ -78,6 +78,15 @@ IMAGE_TOKENS = "images.tokens"  # int: prompt tokens of one image
 MEDIA_ERROR_RESPONSE = "images.error_response"  # the ClientError answering a MediaError
 FLUSH_FORGETS_FIRST_IMAGE = "images.flush_forgets_first"  # bool: /flush_cache forgets the first image
 MM_ATTENTION_BACKEND = "info.mm_attention_backend"  # the reported --mm-attention-backend
+IMAGE_URL_TIMEOUT = "images.url_timeout"  # float: seconds an http image download may take
+IMAGE_PLACEHOLDER_MISMATCH = "images.placeholder_mismatch"  # the ClientError for more <image> markers than images
+STREAM_MEDIA_ERROR = "images.stream_error_response"  # the ClientError answering a MediaError of a streaming request
+CHOICE_PARSERS = "chat.choice_parsers"  # bool: whether choice ``index`` goes through the reasoning/tool parsers
+FORCED_STREAM_PARSE = "tools.forced_stream_parse"  # bool: a streamed required/named JSON array becomes tool_calls
+FORCED_TOOL_REASONING = "tools.forced_reasoning"  # reasoning_content of a required/named answer
+CHAT_LOGPROBS = "chat.logprobs"  # the logprobs object of a chat choice or chunk (context: stream)
+STREAM_TOOL_TAIL = "tools.stream_tail"  # text fed to the streaming tool parser after the last chunk (context: text)
+DETERMINISTIC_INFERENCE = "info.deterministic_inference"  # bool: the reported --enable-deterministic-inference
 # concurrency
 DECODE_STATE = "model.decode_state"  # the per-request decode state slot (context: st, request)
 

@@ -9,7 +9,13 @@ from pytest_lfm.reference import hooks as H
 from pytest_lfm.reference import tokenizer as tok
 from pytest_lfm.reference.state import ServerState
 from pytest_lfm.reference.validation import ClientError
-from pytest_lfm.reference.vision import ImageFacts, MediaError, facts_from_bytes, load_image_bytes
+from pytest_lfm.reference.vision import (
+    URL_TIMEOUT_S,
+    ImageFacts,
+    MediaError,
+    facts_from_bytes,
+    load_image_bytes,
+)
 from pytest_lfm.releases import has_fact
 
 
@@ -37,7 +43,7 @@ def collect_images(messages: Sequence[Mapping[str, Any]], st: ServerState) -> li
             if not isinstance(url, str) or not url:
                 raise ClientError("image_url.url is required", type_="Bad Request")
             try:
-                img = facts_from_bytes(load_image_bytes(url))
+                img = facts_from_bytes(load_image_bytes(url, st.hooks(H.IMAGE_URL_TIMEOUT, URL_TIMEOUT_S)))
             except MediaError as exc:
                 raise st.hooks(H.MEDIA_ERROR, exc, st=st) from None
             img = st.hooks(H.IMAGE_DECODED, img)
@@ -80,6 +86,13 @@ def prompt_ids_for(text: str, images: Sequence[ImageFacts], st: ServerState) -> 
     ids = tok.encode(text)
     if not images:
         return st.hooks(H.PROMPT_IDS_NO_IMAGES, ids)
+    markers = ids.count(tok.IMAGE_ID)
+    if markers != len(images):
+        # a user typed the literal placeholder text: it cannot be told from an image part's placeholder
+        raise st.hooks(H.IMAGE_PLACEHOLDER_MISMATCH, ClientError(
+            f"The prompt holds {markers} image placeholders ('<image>') but {len(images)} image(s) were given: "
+            "remove the literal '<image>' text from the messages, or send one image part per placeholder."),
+            markers=markers, images=len(images))
     out: list[int] = []
     queue = list(images)
     for i in ids:

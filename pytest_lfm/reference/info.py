@@ -19,7 +19,8 @@ def server_info(st: ServerState) -> dict[str, Any]:
         "mem_fraction_static": v.recipe.mem_fraction_static, "chunked_prefill_size": 8192,
         "stream_interval": st.stream_interval,  # tokens per stream chunk (--stream-interval)
         "disable_radix_cache": False, "enable_torch_compile": False, "random_seed": 0,
-        "enable_deterministic_inference": True,  # the reference honours `seed` (SGLang: only with this flag)
+        # the reference honours `seed` (SGLang: only with this flag)
+        "enable_deterministic_inference": st.hooks(H.DETERMINISTIC_INFERENCE, True),
         "api_key": None if st.api_key is None else "***", "launch_command": "python -m pytest_lfm.reference",
         "version": st.version, "frontend": "python", "reference_server": True,
         "reference_faults": sorted(st.faults.names),

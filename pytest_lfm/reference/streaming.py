@@ -19,6 +19,7 @@ from pytest_lfm.reference import tokenizer as tok
 from pytest_lfm.reference.chat import (
     ChatContext,
     chat_logprobs,
+    choice_context,
     choice_params,
     count_reasoning_tokens,
     finish_with_calls,
@@ -107,10 +108,11 @@ def _chat_events(gens: Sequence[Generation], ids: list[int], body: Mapping[str, 
         chunk = chunker(i)
         if st.hooks(H.STREAM_ROLE_CHUNK, True):
             heads.append(chunk({"role": "assistant", "content": "", **null_reasoning(st)}))
-        body_chunks, any_calls, leftover = _choice_body(gen, body, ctx, st, chunk)
+        body_chunks, any_calls, leftover = _choice_body(gen, *choice_context(body, ctx, st, i), st, chunk)
         bodies.append(st.hooks(H.STREAM_BODY, body_chunks))
         finish, matched = finish_with_calls(gen.finish_reason, gen.matched_stop, any_calls, st)
-        tails.append(chunk(dict(null_reasoning(st)), finish, matched, leftover))
+        tails.append(chunk(dict(null_reasoning(st)), finish, matched,
+                           st.hooks(H.CHAT_LOGPROBS, leftover, stream=True)))
     yield from heads
     for k in range(max((len(b) for b in bodies), default=0)):
         for b in bodies:
@@ -166,7 +168,7 @@ def _choice_body(gen: Generation, body: Mapping[str, Any], ctx: ChatContext, st:
         nonlocal logprobs_from
         lp = None
         if want_logprobs and decoded_to > logprobs_from:
-            lp = chat_logprobs(gen, logprobs_from, decoded_to)
+            lp = st.hooks(H.CHAT_LOGPROBS, chat_logprobs(gen, logprobs_from, decoded_to), stream=True)
             logprobs_from = decoded_to
         ev = chunk(delta, logprobs=lp)
         if parser_chunk and legacy_shapes:
@@ -217,10 +219,13 @@ def _choice_body(gen: Generation, body: Mapping[str, Any], ctx: ChatContext, st:
         if c_delta:
             content(c_delta)
     if tparser:
+        tail = st.hooks(H.STREAM_TOOL_TAIL, "", text=gen.text)
+        if tail:
+            content_events(*tparser.feed(tail))
         content_events(*tparser.finish())
     if json_path:
         parsed = parse_json_array_calls(content_buffer, ctx.tools)
-        if parsed is not None:
+        if parsed is not None and st.hooks(H.FORCED_STREAM_PARSE, True):
             for n, call in enumerate(format_calls(parsed, st, stream=True)):
                 call["index"] = st.hooks(H.STREAM_TOOL_INDEX, n)
                 send_calls([call])

@@ -179,14 +179,15 @@ def read_text(rgb: Image.Image) -> str:
     return "".join(out).strip()
 
 
-def load_image_bytes(url: str) -> bytes:
-    """Bytes of an ``image_url``: data URI, bare base64, or http(s) URL (as SGLang loads them)."""
+def load_image_bytes(url: str, timeout: float = URL_TIMEOUT_S) -> bytes:
+    """Bytes of an ``image_url``: data URI, bare base64, or http(s) URL (as SGLang loads them, waiting at
+    most ``timeout`` seconds for an http download)."""
     if url.startswith("data:"):
         _, _, payload = url.partition(",")
         return _b64(payload)
     if url.startswith(("http://", "https://")):
         try:
-            with httpx.Client(timeout=URL_TIMEOUT_S, follow_redirects=True, max_redirects=5) as client:
+            with httpx.Client(timeout=timeout, follow_redirects=True, max_redirects=5) as client:
                 resp = client.get(url)
         except httpx.HTTPError as exc:
             raise MediaError(f"Error while loading data from {url}: {type(exc).__name__}") from exc

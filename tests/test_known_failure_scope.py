@@ -1,0 +1,38 @@
+"""Known failures that the reference server does not reproduce, or that show only on random weights."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from pytest_lfm.expectations import KnownFailureEntry, load_known_failures
+
+
+@dataclass
+class FakeTarget:
+    is_test_double: bool
+    random_weights: bool
+
+
+ENTRY = KnownFailureEntry(checks=("test_x.py::test_y",), reason="a defect of real SGLang", link="https://x/1")
+
+
+@pytest.mark.parametrize(("entry", "target", "applies"), [
+    (ENTRY, FakeTarget(True, False), True),
+    (ENTRY, FakeTarget(False, True), True),
+    (KnownFailureEntry(ENTRY.checks, ENTRY.reason, ENTRY.link, reference=False), FakeTarget(True, False), False),
+    (KnownFailureEntry(ENTRY.checks, ENTRY.reason, ENTRY.link, reference=False), FakeTarget(False, False), True),
+    (KnownFailureEntry(ENTRY.checks, ENTRY.reason, ENTRY.link, weights="random"), FakeTarget(False, False), False),
+    (KnownFailureEntry(ENTRY.checks, ENTRY.reason, ENTRY.link, weights="random"), FakeTarget(False, True), True),
+])
+def test_scope(entry: KnownFailureEntry, target: FakeTarget, applies: bool) -> None:
+    assert entry.applies_to_target(target) is applies  # type: ignore[arg-type]
+
+
+def test_shipped_entries_carry_their_scope() -> None:
+    by_check = {e.check: e for e in load_known_failures()}
+    parallel = by_check["test_tool_calls.py::test_parallel_tool_calls_false_auto_one_call[non-stream]"]
+    assert parallel.reference is False and parallel.weights == "any"
+    top = by_check["test_chat_logprobs.py::test_chat_top_logprobs_sorted_distinct[non-stream]"]
+    assert top.reference is False and top.weights == "random"
