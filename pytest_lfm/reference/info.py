@@ -18,6 +18,7 @@ def server_info(st: ServerState) -> dict[str, Any]:
         "attention_backend": "reference", "mm_attention_backend": mm_attention_backend(st),
         "mem_fraction_static": v.recipe.mem_fraction_static, "chunked_prefill_size": 8192,
         "stream_interval": st.stream_interval,  # tokens per stream chunk (--stream-interval)
+        "sampling_defaults": "model",  # SGLang's default: generation_config (here --sampling-defaults) applies
         "disable_radix_cache": False, "enable_torch_compile": False, "random_seed": 0,
         "enable_deterministic_inference": True,  # the reference honours `seed` (SGLang: only with this flag)
         "api_key": None if st.api_key is None else "***", "launch_command": "python -m pytest_lfm.reference",
@@ -33,7 +34,8 @@ def model_info(st: ServerState) -> dict[str, Any]:
     arch = {"dense": "Lfm2ForCausalLM", "moe": "Lfm2MoeForCausalLM", "vl": "Lfm2VlForConditionalGeneration"}
     return {
         "model_path": v.hf_path, "tokenizer_path": v.hf_path, "served_model_name": v.hf_path,
-        "is_generation": True, "preferred_sampling_params": None, "weight_version": "default",
+        "is_generation": True,
+        "preferred_sampling_params": dict(st.sampling_defaults) if st.sampling_defaults else None, "weight_version": "default",
         "reasoning_parser": v.reasoning_parser, "tool_call_parser": v.tool_call_parser,
         "has_image_understanding": v.supports("vision"), "has_audio_understanding": False,
         "model_type": {"dense": "lfm2", "moe": "lfm2_moe", "vl": "lfm2_vl"}[v.architecture],

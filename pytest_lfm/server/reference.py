@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import subprocess
@@ -9,7 +10,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from pytest_lfm.errors import ServerUnavailable
 from pytest_lfm.server.process import spawn_group, stop_group
@@ -23,8 +24,9 @@ class ReferenceProcess:
 
     def __init__(self, variant_id: str, faults: Iterable[str] = (), api_key: str | None = None,
                  version: str | None = None, sglang_dir: str | None = None, hardware: str | None = None,
-                 stream_interval: int = 1) -> None:
+                 stream_interval: int = 1, sampling_defaults: Mapping[str, float] | None = None) -> None:
         self.variant_id = variant_id
+        self.sampling_defaults = dict(sampling_defaults) if sampling_defaults else None  # --sampling-defaults
         self.stream_interval = stream_interval  # tokens per stream chunk (SGLang's --stream-interval)
         self.hardware = hardware  # reported in /server_info's resolved backends
         self.faults = list(faults)
@@ -58,6 +60,8 @@ class ReferenceProcess:
             cmd += ["--hardware", self.hardware]
         if self.stream_interval != 1:
             cmd += ["--stream-interval", str(self.stream_interval)]
+        if self.sampling_defaults:
+            cmd += ["--sampling-defaults", json.dumps(self.sampling_defaults)]
         env = dict(os.environ)
         if self.api_key:
             cmd += ["--api-key-env", "LFM_REFERENCE_API_KEY"]  # never in argv
