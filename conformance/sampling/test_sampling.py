@@ -212,3 +212,69 @@ def test_misspelled_field_is_a_finding(lfm_http: LfmHttp, record_property: Calla
                                        "extra_body are silent (§3.1); clients must spell top_k/min_p exactly")
     else:
         record_property("lfm_finding", "misspelled field 'topk' rejected with 400 (stricter than SGLang §3.1)")
+
+
+# ------------------------------------------------------------------------------------------ defaults
+
+OPENAI_DEFAULTS = {"temperature": 1.0, "top_p": 1.0, "top_k": -1, "min_p": 0.0, "repetition_penalty": 1.0}
+DEFAULTED = tuple(OPENAI_DEFAULTS)
+
+
+def declared_sampling_defaults(target: Target) -> tuple[dict[str, Any], str]:
+    """The defaults a chat request that omits a sampler field gets, and where they were read: ``/model_info``
+    ``preferred_sampling_params``, else the checkpoint's ``generation_config.json`` when the server runs
+    ``--sampling-defaults model`` from a local ``model_path``, else OpenAI's (§3.1: user value >
+    generation_config > OpenAI defaults)."""
+    import json
+    from pathlib import Path
+
+    preferred = target.model_info.get("preferred_sampling_params")
+    if isinstance(preferred, str):
+        try:
+            preferred = json.loads(preferred)
+        except ValueError:
+            preferred = None
+    if isinstance(preferred, dict) and preferred:
+        return {**OPENAI_DEFAULTS, **{k: v for k, v in preferred.items() if k in DEFAULTED}}, \
+            "/model_info preferred_sampling_params"
+    if target.server_args.get("sampling_defaults", "model") == "model":
+        config = Path(str(target.server_args.get("model_path") or "")) / "generation_config.json"
+        try:
+            data = json.loads(config.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            data = None
+        if isinstance(data, dict) and any(k in data for k in DEFAULTED):
+            return {**OPENAI_DEFAULTS, **{k: data[k] for k in DEFAULTED if k in data}}, str(config)
+    return dict(OPENAI_DEFAULTS), "OpenAI defaults (the server declares none)"
+
+
+@pytest.mark.lfm_requires("chat")
+def test_omitted_fields_get_declared_defaults(lfm_http: LfmHttp, lfm_target: Target,
+                                              record_property: Callable[[str, object], None]) -> None:
+    """A chat request that omits temperature/top_p/top_k/min_p/repetition_penalty is sampled with the
+    defaults the server declares (generation_config under ``--sampling-defaults model``, reported in
+    ``/model_info``; OpenAI's when none): with the same seed, 4 of 4 texts equal those of a request stating
+    the declared defaults; when they differ from OpenAI's, at least 1 of 4 differs from a request stating
+    OpenAI's (so the defaults were applied, not ignored). Needs seed reproducibility: without
+    ``enable_deterministic_inference`` it does not run (§3.1)."""
+    if not lfm_target.server_args.get("enable_deterministic_inference"):
+        pytest.skip("not run: comparing sampled texts needs `seed` honoured (--enable-deterministic-inference); "
+                    "/server_info reports enable_deterministic_inference="
+                    f"{lfm_target.server_args.get('enable_deterministic_inference')}")
+    defaults, source = declared_sampling_defaults(lfm_target)
+    record_property("sampling_defaults", {"values": defaults, "source": source})
+    gen = _generator(lfm_http, lfm_target, "chat")
+    omitted = {s: gen(PROSE, seed=s) for s in SEEDS}
+    stated = {s: gen(PROSE, seed=s, **defaults) for s in SEEDS}
+    same = sum(omitted[s] == stated[s] for s in SEEDS)
+    context = {"declared defaults": defaults, "source": source}
+    record_property("lfm_statistic", f"{same}/{len(SEEDS)} seeds: omitted fields == declared defaults stated")
+    expect_true("a request omitting the sampler fields gets the declared defaults", same == len(SEEDS),
+                f"{len(SEEDS)} of {len(SEEDS)} seeds equal the request stating {defaults}",
+                {"equal": f"{same} of {len(SEEDS)}", "omitted": omitted, "stated": stated}, context)
+    if defaults != OPENAI_DEFAULTS:
+        plain = {s: gen(PROSE, seed=s, **OPENAI_DEFAULTS) for s in SEEDS}
+        differ = sum(omitted[s] != plain[s] for s in SEEDS)
+        expect_true("the declared defaults change sampling from OpenAI's", differ >= 1,
+                    f">= 1 of {len(SEEDS)} seeds differ from the request stating {OPENAI_DEFAULTS}",
+                    f"{differ} of {len(SEEDS)}", context)

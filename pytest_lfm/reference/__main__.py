@@ -82,7 +82,7 @@ def _sampling_defaults(text: str) -> dict[str, float]:
     allowed = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty")
     if not isinstance(data, dict) or any(k not in allowed or not isinstance(v, (int, float)) for k, v in data.items()):
         raise argparse.ArgumentTypeError(f"expected an object of numbers with keys among {', '.join(allowed)}, got {text}")
-    return {str(k): float(v) for k, v in data.items()}
+    return {str(k): v for k, v in data.items()}
 
 
 if __name__ == "__main__":
