@@ -21,7 +21,6 @@ DEFAULTS = {"temperature": 0.3, "top_k": 20, "repetition_penalty": 1.05}
 
 def _declared(pytester: Any, faults: tuple[str, ...]) -> Any:
     from conftest import run_suite
-
     from pytest_lfm.server.reference import ReferenceProcess
 
     proc = ReferenceProcess("1.2B-Instruct", faults, sampling_defaults=DEFAULTS)

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from conftest import SuiteRun, run_suite
 
+from conftest import SuiteRun, run_suite
 from pytest_lfm.server.reference import ReferenceProcess
 
 MODULE = "test_streaming.py"
