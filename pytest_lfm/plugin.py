@@ -188,7 +188,10 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         return ["lfm: no target (pass --lfm-server=HOST:PORT or --lfm-server=reference)"]
     infos = config.stash.get(INFOS_KEY, [])
     lines = [f"lfm: {i.id}: {i.base_url} variant={i.variant} sglang={i.sglang_version or 'unknown'} "
-             f"hardware={i.hardware} mode={i.mode}" for i in infos]
+             f"hardware={i.hardware} mode={i.mode}"
+             # the chunk size the streaming checks test (SGLang's --stream-interval, from /server_info)
+             + (f" stream_interval={i.server_args['stream_interval']}" if "stream_interval" in i.server_args else "")
+             for i in infos]
     if cfg.faults:
         lines.append(f"lfm: reference fault modes: {', '.join(cfg.faults)}")
     return lines
