@@ -2,7 +2,8 @@
 
 LFM2 keeps a convolution state per running request; a slot reused with a stale or wrong state gives
 silently wrong answers only under concurrency. N different prompts (mixed lengths; an image on every other
-prompt on VL variants) are sent together (released at once by a barrier), streamed and not, at several
+prompt on VL variants) are sent together (released at once by a barrier), streamed, not streamed and mixed,
+at several
 concurrency levels, and each answer is compared with the same prompt sent alone, token for token (text and
 completion_tokens). The server is compared with itself, so this holds on random-weight checkpoints.
 
@@ -27,7 +28,7 @@ from pytest_lfm.imageserver import images_dir
 from pytest_lfm.server.base import Target
 
 LEVELS = (2, 4, 8)
-MODES = ("plain", "stream")
+MODES = ("plain", "stream", "mixed")  # mixed: odd prompts streamed, even ones not, in one batch
 MAX_TOKENS = 48
 _LONG = ("A lighthouse stands on a rocky point at the mouth of a wide bay, and the keeper has kept its "
          "lamp burning through storms, fog and calm summer nights for many years. ")
@@ -93,17 +94,18 @@ def test_concurrent_answers_equal_alone(lfm_http: LfmHttp, lfm_target: Target, l
     """``level`` different greedy prompts sent together (mixed lengths; images on VL) get the answers the same
     prompts get alone, token for token (text and completion_tokens): n of n with
     ``enable_deterministic_inference``, else at least ceil(n/2) of n (the stated k-of-n rule)."""
+    modes = [("stream" if i % 2 else "plain") if mode == "mixed" else mode for i in range(level)]
     alone = []
     for i in range(level):
-        key = (lfm_target.base_url, mode, i)
+        key = (lfm_target.base_url, modes[i], i)
         if key not in _ALONE:
-            _ALONE[key] = _answer(lfm_http, lfm_target, i, mode)
+            _ALONE[key] = _answer(lfm_http, lfm_target, i, modes[i])
         alone.append(_ALONE[key])
     barrier = threading.Barrier(level)
 
     def together(i: int) -> tuple[str, int]:
         barrier.wait(timeout=60)
-        return _answer(lfm_http, lfm_target, i, mode)
+        return _answer(lfm_http, lfm_target, i, modes[i])
 
     with ThreadPoolExecutor(max_workers=level) as pool:
         concurrent = list(pool.map(together, range(level)))
