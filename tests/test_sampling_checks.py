@@ -16,7 +16,7 @@ def test_preset_check_fails_when_extra_body_rejected(suite: Any) -> None:
     assert "top_k" in run.message("test_recommended_preset_accepted[1.2B-Instruct]")
 
 
-DEFAULTS = {"temperature": 0.3, "top_k": 20, "repetition_penalty": 1.05}
+DEFAULTS = {"temperature": 0.3, "top_k": 20, "repetition_penalty": 1.3}
 
 
 def _declared(pytester: Any, faults: tuple[str, ...]) -> Any:
@@ -28,17 +28,19 @@ def _declared(pytester: Any, faults: tuple[str, ...]) -> Any:
     try:
         proc.wait_ready()
         return run_suite(pytester, [MODULE], server=f"1.2B-Instruct={proc.base_url}",
-                         extra=["-k", "test_omitted_fields_get_declared_defaults"])
+                         extra=["-k", "omitted"])
     finally:
         proc.stop()
 
 
 def test_declared_defaults_check_catches_ignored_defaults(pytester: Any) -> None:
-    """With --sampling-defaults the omitted-fields check passes on a correct server (and records where it read
-    the defaults), and fails when the server ignores them (sampling_defaults_ignored)."""
+    """With --sampling-defaults the omitted-fields checks pass on a correct server (and record where they read
+    the defaults), and fail when the server ignores them (sampling_defaults_ignored)."""
     good = _declared(pytester, ())
     good.assert_passes("test_omitted_fields_get_declared_defaults")
+    good.assert_passes("test_omitted_repetition_penalty_gets_declared_default")
     props = [c.get("properties", {}) for c in good.checks]
     assert any("preferred_sampling_params" in str(p.get("sampling_defaults")) for p in props), props
     bad = _declared(pytester, ("sampling_defaults_ignored",))
     bad.assert_fails("test_omitted_fields_get_declared_defaults[1.2B-Instruct]", "declared defaults")
+    bad.assert_fails("test_omitted_repetition_penalty_gets_declared_default[1.2B-Instruct]", "declared default 1.3")

@@ -220,11 +220,12 @@ OPENAI_DEFAULTS = {"temperature": 1.0, "top_p": 1.0, "top_k": -1, "min_p": 0.0, 
 DEFAULTED = tuple(OPENAI_DEFAULTS)
 
 
-def declared_sampling_defaults(target: Target) -> tuple[dict[str, Any], str]:
+def declared_sampling_defaults(target: Target) -> tuple[dict[str, Any] | None, str]:
     """The defaults a chat request that omits a sampler field gets, and where they were read: ``/model_info``
-    ``preferred_sampling_params``, else the checkpoint's ``generation_config.json`` when the server runs
-    ``--sampling-defaults model`` from a local ``model_path``, else OpenAI's (§3.1: user value >
-    generation_config > OpenAI defaults)."""
+    ``preferred_sampling_params``; OpenAI's under ``--sampling-defaults openai``; under ``model`` (SGLang's
+    default) the checkpoint's ``generation_config.json`` at a local ``model_path`` (OpenAI's for the fields
+    it does not set) (§3.1: user value > generation_config > OpenAI defaults). None when the server applies
+    a generation_config this run cannot read."""
     import json
     from pathlib import Path
 
@@ -237,15 +238,48 @@ def declared_sampling_defaults(target: Target) -> tuple[dict[str, Any], str]:
     if isinstance(preferred, dict) and preferred:
         return {**OPENAI_DEFAULTS, **{k: v for k, v in preferred.items() if k in DEFAULTED}}, \
             "/model_info preferred_sampling_params"
-    if target.server_args.get("sampling_defaults", "model") == "model":
-        config = Path(str(target.server_args.get("model_path") or "")) / "generation_config.json"
-        try:
-            data = json.loads(config.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            data = None
-        if isinstance(data, dict) and any(k in data for k in DEFAULTED):
-            return {**OPENAI_DEFAULTS, **{k: data[k] for k in DEFAULTED if k in data}}, str(config)
-    return dict(OPENAI_DEFAULTS), "OpenAI defaults (the server declares none)"
+    mode = target.server_args.get("sampling_defaults") or "model"
+    if mode == "openai":
+        return dict(OPENAI_DEFAULTS), "OpenAI defaults (/server_info sampling_defaults=openai)"
+    config = Path(str(target.server_args.get("model_path") or "")) / "generation_config.json"
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None, f"generation_config.json at model_path {config.parent} (not readable from this run)"
+    data = data if isinstance(data, dict) else {}
+    return {**OPENAI_DEFAULTS, **{k: data[k] for k in DEFAULTED if k in data}}, \
+        f"{config} (OpenAI defaults for the fields it does not set)"
+
+
+def _known_defaults(target: Target, record_property: Callable[[str, object], None]) -> tuple[dict[str, Any], str]:
+    defaults, source = declared_sampling_defaults(target)
+    if defaults is None:
+        pytest.skip(f"not run: the server applies its checkpoint's sampling defaults (sampling_defaults=model) "
+                    f"and this run cannot read them: {source}; run where model_path is readable, or launch with "
+                    f"--sampling-defaults openai")
+    record_property("sampling_defaults", {"values": defaults, "source": source})
+    return defaults, source
+
+
+@pytest.mark.lfm_requires("chat")
+def test_omitted_repetition_penalty_gets_declared_default(lfm_http: LfmHttp, lfm_target: Target,
+                                                          record_property: Callable[[str, object], None]) -> None:
+    """Greedy, so it needs no seed: on prompts that make the model repeat, a chat request that omits
+    ``repetition_penalty`` gives the text of the same request stating the declared default (OpenAI's 1.0
+    when the server declares none), 2 of 2 prompts. Catches a server that ignores its declared default and
+    one that applies a default it does not declare (§3.1)."""
+    defaults, source = _known_defaults(lfm_target, record_property)
+    rp = defaults["repetition_penalty"]
+    gen = _generator(lfm_http, lfm_target, "chat")
+    omitted = [gen(p, temperature=0, max_tokens=32) for p in REPEAT_PROMPTS]
+    stated = [gen(p, temperature=0, max_tokens=32, repetition_penalty=rp) for p in REPEAT_PROMPTS]
+    same = sum(a == b for a, b in zip(omitted, stated, strict=True))
+    record_property("lfm_statistic", f"{same}/{len(REPEAT_PROMPTS)} prompts: omitted repetition_penalty == {rp} stated")
+    expect_true(f"a greedy request omitting repetition_penalty gets the declared default {rp}",
+                same == len(REPEAT_PROMPTS), f"{len(REPEAT_PROMPTS)} of {len(REPEAT_PROMPTS)} prompts equal "
+                f"the request stating repetition_penalty={rp}",
+                {"equal": f"{same} of {len(REPEAT_PROMPTS)}", "omitted": omitted, "stated": stated},
+                {"declared defaults": defaults, "source": source})
 
 
 @pytest.mark.lfm_requires("chat")
@@ -261,8 +295,7 @@ def test_omitted_fields_get_declared_defaults(lfm_http: LfmHttp, lfm_target: Tar
         pytest.skip("not run: comparing sampled texts needs `seed` honoured (--enable-deterministic-inference); "
                     "/server_info reports enable_deterministic_inference="
                     f"{lfm_target.server_args.get('enable_deterministic_inference')}")
-    defaults, source = declared_sampling_defaults(lfm_target)
-    record_property("sampling_defaults", {"values": defaults, "source": source})
+    defaults, source = _known_defaults(lfm_target, record_property)
     gen = _generator(lfm_http, lfm_target, "chat")
     omitted = {s: gen(PROSE, seed=s) for s in SEEDS}
     stated = {s: gen(PROSE, seed=s, **defaults) for s in SEEDS}

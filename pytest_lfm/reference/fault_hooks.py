@@ -505,3 +505,8 @@ def _stop_prefix_leak(limit: int, *, gen: Generation, **_: Any) -> int:
 @fault_hook("sampling_defaults_ignored", H.SAMPLING_DEFAULTS)
 def _sampling_defaults_ignored(defaults: dict[str, Any], **_: Any) -> dict[str, Any]:
     return {}  # omitted fields fall through to the OpenAI defaults
+
+
+@fault_hook("sampling_defaults_undeclared", H.SAMPLING_DEFAULTS)
+def _sampling_defaults_undeclared(defaults: dict[str, Any], *, chat: bool, **_: Any) -> dict[str, Any]:
+    return {"repetition_penalty": 1.3, **defaults} if chat else defaults  # applied, never reported

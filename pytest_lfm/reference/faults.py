@@ -88,6 +88,8 @@ FAULTS: dict[str, str] = {
     "sampling_defaults_ignored": "the server's declared sampling defaults (generation_config / --sampling-defaults) "
                                  "are ignored: a request that omits temperature/top_p/top_k/min_p/"
                                  "repetition_penalty gets the OpenAI defaults",
+    "sampling_defaults_undeclared": "chat requests that omit repetition_penalty get 1.3, a default the server does not "
+                                    "report (the class of inherited implicit generation defaults, sglang#11610)",
     # vision (§6, §10 E)
     "image_dropped": "image parts are silently dropped before the model sees them",
     "image_stale": "the first image ever seen is used for every later request (prefix-cache class)",

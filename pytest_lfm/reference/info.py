@@ -18,7 +18,9 @@ def server_info(st: ServerState) -> dict[str, Any]:
         "attention_backend": "reference", "mm_attention_backend": mm_attention_backend(st),
         "mem_fraction_static": v.recipe.mem_fraction_static, "chunked_prefill_size": 8192,
         "stream_interval": st.stream_interval,  # tokens per stream chunk (--stream-interval)
-        "sampling_defaults": "model",  # SGLang's default: generation_config (here --sampling-defaults) applies
+        # SGLang's --sampling-defaults: "model" applies the checkpoint's generation_config (here the declared
+        # --sampling-defaults, reported in /model_info); without declared defaults the reference is "openai"
+        "sampling_defaults": "model" if st.sampling_defaults else "openai",
         "disable_radix_cache": False, "enable_torch_compile": False, "random_seed": 0,
         "enable_deterministic_inference": True,  # the reference honours `seed` (SGLang: only with this flag)
         "api_key": None if st.api_key is None else "***", "launch_command": "python -m pytest_lfm.reference",
