@@ -93,7 +93,8 @@ def test_concurrent_answers_equal_alone(lfm_http: LfmHttp, lfm_target: Target, l
                                         record_property: Callable[[str, object], None]) -> None:
     """``level`` different greedy prompts sent together (mixed lengths; images on VL) get the answers the same
     prompts get alone, token for token (text and completion_tokens): n of n with
-    ``enable_deterministic_inference``, else at least ceil(n/2) of n (the stated k-of-n rule)."""
+    ``enable_deterministic_inference``, else at least ceil(n/2) of n (the stated k-of-n rule) (§8: the conv
+    cache per request, ``--enable-deterministic-inference``; §12)."""
     modes = [("stream" if i % 2 else "plain") if mode == "mixed" else mode for i in range(level)]
     alone = []
     for i in range(level):
