@@ -21,25 +21,18 @@ import argparse
 import json
 import socket
 import statistics
-import subprocess
 import sys
 import time
 
 import httpx
 
 from pytest_lfm import bench
+from pytest_lfm.server.reference import ReferenceProcess
 
 
-def start_reference(variant: str = "1.2B-Instruct") -> tuple[subprocess.Popen[str], str]:
+def start_reference(variant: str = "1.2B-Instruct") -> ReferenceProcess:
     """A reference server in a subprocess (its own interpreter, so it does not share our GIL)."""
-    proc = subprocess.Popen([sys.executable, "-m", "pytest_lfm.reference", "--variant", variant, "--port", "0",
-                             "--announce", "--watch-parent"], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith("LFM_REFERENCE_READY port="):
-        proc.kill()
-        raise RuntimeError(f"reference server did not start: {line!r}")
-    return proc, f"http://127.0.0.1:{int(line.split('=')[1])}"
+    return ReferenceProcess(variant).start()
 
 
 def plain_request(client: httpx.Client, payload: bytes) -> tuple[float, float]:
@@ -69,10 +62,8 @@ def main() -> int:
     ap.add_argument("--output-len", type=int, default=128)
     ap.add_argument("--server", default=None, help="use this server instead of starting a reference server")
     args = ap.parse_args()
-    proc = None
-    url = args.server
-    if url is None:
-        proc, url = start_reference()
+    proc = None if args.server else start_reference()
+    url = proc.base_url if proc is not None else str(args.server)
     try:
         transport = httpx.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
         plain_client = httpx.Client(base_url=url, timeout=120.0, transport=transport)
@@ -123,8 +114,7 @@ def main() -> int:
         harness_client.close()
     finally:
         if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=10)
+            proc.stop()
     return 0
 
 

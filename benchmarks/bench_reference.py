@@ -18,9 +18,6 @@ is 1 when a median exceeds ``--budget-ms``. The suite part times
 from __future__ import annotations
 
 import argparse
-import os
-import select
-import signal
 import statistics
 import subprocess
 import sys
@@ -32,39 +29,17 @@ from typing import Any
 
 import httpx
 
+from pytest_lfm.server.reference import ReferenceProcess
+
 ROOT = Path(__file__).resolve().parent.parent
-READY = "LFM_REFERENCE_READY port="
 PROMPT = [{"role": "user", "content": "Write a long paragraph about rivers, stones and gardens."}]
 
 
 @contextmanager
 def reference_server(variant: str) -> Iterator[str]:
     """A reference server in a subprocess; yields its base URL and stops it afterwards."""
-    cmd = [sys.executable, "-m", "pytest_lfm.reference", "--variant", variant, "--port", "0", "--announce"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    try:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 30
-        port = None
-        while time.monotonic() < deadline and port is None:
-            ready, _, _ = select.select([proc.stdout], [], [], 0.1)
-            if ready:
-                line = proc.stdout.readline()
-                if line.startswith(READY):
-                    port = int(line[len(READY):].strip())
-                elif not line and proc.poll() is not None:
-                    break
-        if port is None:
-            raise RuntimeError(f"reference server did not announce a port: {cmd}")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    with ReferenceProcess(variant) as proc:
+        yield proc.base_url
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -92,9 +67,8 @@ def latency(variant: str, n: int, tokens: int) -> dict[str, tuple[float, float]]
     """Median and p90 (ms) per sampling setup."""
     from pytest_lfm.variants import get_variant
 
-    preset = get_variant(variant).sampling_kwargs()
     setups: dict[str, dict[str, Any]] = {
-        "preset": {"temperature": preset["temperature"], **preset["extra_body"]},
+        "preset": dict(get_variant(variant).sampling.params()),
         "greedy": {"temperature": 0},
         "T=1 seed": {"temperature": 1.0, "seed": 7},
     }

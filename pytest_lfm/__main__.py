@@ -6,6 +6,9 @@
 * ``releases compare OLD NEW``: every corpus case through two SGLang releases' real parser code, and every
   case whose output changed (:mod:`pytest_lfm.compare`).
 * ``merge A.json B.json ...``: combine runs (e.g. one per GPU) into one report and matrix.
+* ``cookbook-cell REPORT.json``: each cell that earned "Verified", in the shape of the SGLang cookbook's
+  LFM2.5 matrix with the evidence a reviewer needs; the reason for every cell that did not
+  (:mod:`pytest_lfm.cookbook`); exit 1 when a cell is refused.
 * ``bench --server URL [--variant ID --hardware HW] ...``: the serving benchmark of :mod:`pytest_lfm.bench`
   (TTFT, TPOT, ITL, throughput; JSON and a latency plot with ``--out DIR``), outside pytest.
 """
@@ -66,13 +69,25 @@ wins and a warning names it.
 Exit status: 0 merged; 2 an input file could not be read or is not a pytest-lfm report."""
 
 
+_COOKBOOK_HELP = """Print, for each cell of the report that truly earned "Verified" (status Verified, the whole
+suite run uninterrupted and unfiltered, real weights, the declared hardware confirmed, nothing failed,
+served by --lfm-launch or an attached server, a variant and hardware of the cookbook's matrix), the cell
+as the SGLang cookbook's LFM2.5 config (lfm2.5.jsx) keeps it: match {hw, variant, quant, strategy, nodes},
+verified, env and flags (the recipe's, with the values the server reported it ran with; secrets
+redacted), under comment lines with the SGLang version, date, check counts, declared known failures, run
+selection and report path. Every other cell is refused on stderr with each reason.
+
+Exit status: 0 every selected cell was printed; 1 at least one cell was refused (earned cells are still
+printed); 2 the report could not be read or no cell matched --cell."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``python -m pytest_lfm``."""
     parser = argparse.ArgumentParser(
         prog="python -m pytest_lfm",
         description="Tools over pytest-lfm reports (report.json written by `pytest --lfm-report=DIR`).",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{diff,merge,releases,bench}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{diff,merge,releases,cookbook-cell,bench}")
     d = sub.add_parser("diff", help="compare two reports; exit 1 on a regression",
                        description=_DIFF_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     d.add_argument("old", metavar="OLD.json", help="the baseline report (or a directory holding report.json)")
@@ -99,6 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument("old", metavar="OLD", help="the baseline release, e.g. 0.5.22")
     rc.add_argument("new", metavar="NEW", help="the release to check, e.g. 0.5.23")
     rc.add_argument("--json", action="store_true", help="print outputs and source differences as JSON")
+    cc = sub.add_parser("cookbook-cell", help="print each cell that earned Verified for the cookbook; exit 1 "
+                                              "when a cell is refused",
+                        description=_COOKBOOK_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    cc.add_argument("report", metavar="REPORT.json", help="a report (or a directory holding report.json)")
+    cc.add_argument("--cell", action="append", default=[], metavar="KEY",
+                    help="only this cell: its key (hardware/variant/quantization/strategy/nodes) or a prefix such "
+                         "as h100/8B-A1B (repeatable)")
+    cc.add_argument("--json", action="store_true", help="print cells, evidence and refusals as JSON")
     from pytest_lfm.bench import SEED_COMMAND, add_arguments
 
     b = sub.add_parser("bench", help="serving benchmark: TTFT, TPOT, ITL, throughput (exit 1 over budget)",
@@ -139,10 +162,32 @@ def _merge(args: argparse.Namespace) -> int:
         print(f"warning: {w}", file=sys.stderr)
     path = write_report_files(args.output, merged)
     statuses = [c["status"] for c in merged["cells"]]
-    print(f"merged {len(loaded)} report(s) into {len(statuses)} cell(s): {statuses.count('Verified')} Verified, "
-          f"{statuses.count('Failing')} Failing, {statuses.count('Not run')} Not run")
+    counted = ", ".join(f"{statuses.count(st)} {st}" for st in dict.fromkeys(statuses))
+    print(f"merged {len(loaded)} report(s) into {len(statuses)} cell(s): {counted or 'none'}")
     print(f"wrote {path}, {path.with_name('matrix.md')} and {path.with_name('matrix.html')}")
     return EXIT_OK
+
+
+def _cookbook_cell(args: argparse.Namespace) -> int:
+    from pytest_lfm import cookbook
+
+    report = load_report(args.report)
+    judged = cookbook.select(cookbook.judge(report, str(args.report)), args.cell)
+    if not judged:
+        keys = ", ".join(str(c.get("key")) for c in report.get("cells", [])) or "none"
+        print(f"error: no cell of {args.report} matches --cell {' '.join(args.cell)} (its cells: {keys})",
+              file=sys.stderr)
+        return cookbook.EXIT_BAD_INPUT
+    if args.json:
+        print(json.dumps([{"key": j.key, "earned": j.earned, "cell": j.cell or None, "evidence": j.evidence or None,
+                           "refusals": j.refusals} for j in judged], indent=2, ensure_ascii=False))
+    else:
+        for j in judged:
+            if j.earned:
+                sys.stdout.write(cookbook.render_cell(j))
+            else:
+                print(f"refused {j.key}: " + "; ".join(j.refusals), file=sys.stderr)
+    return cookbook.EXIT_OK if all(j.earned for j in judged) else cookbook.EXIT_REFUSED
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -152,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from pytest_lfm.bench import run_cli
 
         return run_cli(args)
-    commands = {"diff": _diff, "merge": _merge, "releases": _releases}
+    commands = {"diff": _diff, "merge": _merge, "releases": _releases, "cookbook-cell": _cookbook_cell}
     try:
         return commands[args.command](args)
     except LfmError as exc:

@@ -48,14 +48,6 @@ def expect_status(what: str, expected: int | tuple[int, ...], status: int, body:
         fail(what, f"HTTP {' or '.join(map(str, allowed))}", f"HTTP {status}: {_show(body, 400)}", context)
 
 
-def json_equal(a: str, b: str) -> bool:
-    """Whether two JSON texts decode to equal values."""
-    try:
-        return bool(json.loads(a) == json.loads(b))
-    except (TypeError, ValueError):
-        return False
-
-
 def expect_restriction_is_greedy(restriction: str, greedy: str, free: Mapping[Any, str],
                                  restricted: Mapping[Any, str], record: Any, applied: str,
                                  context: Mapping[str, Any]) -> None:

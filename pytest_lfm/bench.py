@@ -948,6 +948,31 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _usage_error(args: argparse.Namespace) -> str | None:
+    """An unknown --variant or --hardware, named with the known ids."""
+    from pytest_lfm.hardware import hardware_ids
+    from pytest_lfm.variants import variant_ids
+
+    if args.variant and args.variant not in variant_ids():
+        return f"--variant {args.variant!r} is not an LFM2.5 variant; known: {', '.join(variant_ids())}"
+    if args.hardware and args.hardware not in hardware_ids():
+        return f"--hardware {args.hardware!r} is not known; known: {', '.join(hardware_ids())}"
+    return None
+
+
+def _error_text(url: str, exc: Exception, api_key: str | None) -> str:
+    """What went wrong talking to the server, and what to do: a 401 says whether a key was sent."""
+    if isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code == 401:
+        path = exc.request.url.path
+        if api_key:
+            return (f"{url} refused the API key (401 on {path}); pass the key the server was started with "
+                    "(--api-key or LFM_API_KEY)")
+        return f"{url} needs an API key (401 on {path}); pass it with --api-key or LFM_API_KEY"
+    if isinstance(exc, httpx.HTTPStatusError):
+        return f"{url}: {exc.request.method} {exc.request.url.path} answered HTTP {exc.response.status_code}"
+    return f"{url}: {type(exc).__name__}: {exc}"
+
+
 def run_cli(args: argparse.Namespace) -> int:
     """Run ``bench`` from parsed arguments; exit status 0, 1 when a budget is exceeded or requests failed,
     2 on a usage error."""
@@ -957,6 +982,10 @@ def run_cli(args: argparse.Namespace) -> int:
     url = url.rstrip("/")
     api_key = args.api_key or os.environ.get("LFM_API_KEY") or None
     budgets = load_budgets() if args.hardware else None
+    usage = _usage_error(args)
+    if usage:
+        print(f"error: {usage}", file=sys.stderr)
+        return 2
     if args.hardware and not args.variant:
         print("error: --hardware needs --variant to pick a budget", file=sys.stderr)
         return 2
@@ -970,7 +999,7 @@ def run_cli(args: argparse.Namespace) -> int:
             result = run_benchmark(url, wl, model=args.model, api_key=api_key, progress=not args.no_progress,
                                    variant=args.variant, hardware=args.hardware)
         except (httpx.HTTPError, RuntimeError) as exc:
-            print(f"error: {url}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            print(f"error: {_error_text(url, exc, api_key)}", file=sys.stderr)
             return 2
         print(format_summary(result))
         if result.failed:

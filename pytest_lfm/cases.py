@@ -3,9 +3,11 @@ jsonschema against ``conformance/case.schema.json`` (the one case schema every f
 present, ``conformance/<family>/cases/schema.json`` (the family's own fields).
 
 A case is one behaviour: a stable ``id``, a statement-style ``description``, the ``section`` of the
-behaviour notes it relies on, optional version gate ``sglang`` (PEP 440 specifier: the case is skipped
-on other versions) and optional ``xfail`` (a known upstream gap: a strict expected failure with a link,
-so that an upstream fix shows up as an unexpected pass).
+behaviour notes it relies on, and an optional version gate ``fact`` naming SGLang release facts
+(``pytest_lfm/data/release_facts.toml``: ``fact = "name"`` runs the case only on releases with the new
+behaviour, ``fact = "!name"`` only on releases without it). Known upstream gaps are not written here:
+every known failure, of a case or of a plain check, is an entry of
+``conformance/expectations/known_failures.toml`` (:mod:`pytest_lfm.expectations`).
 """
 
 from __future__ import annotations
@@ -19,18 +21,11 @@ from typing import Any
 
 import jsonschema
 
+from pytest_lfm.errors import LfmUsageError
 from pytest_lfm.paths import suite_dir
+from pytest_lfm.releases import check_gate
 
 CASE_SCHEMA = "case.schema.json"
-
-
-@dataclass(frozen=True)
-class KnownFailure:
-    """A strict expected failure on the SGLang versions matching ``sglang``."""
-
-    reason: str
-    link: str
-    sglang: str = ">=0"
 
 
 @dataclass(frozen=True)
@@ -42,8 +37,8 @@ class Case:
     description: str
     section: str
     data: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
-    sglang: str | None = None
-    xfail: KnownFailure | None = None
+    fact: str | tuple[str, ...] | None = None
+    """The version gate: release-fact references (see the module docstring); None runs everywhere."""
     source: str = ""
 
     def __getitem__(self, key: str) -> Any:
@@ -80,12 +75,16 @@ def load_cases(family: str, root: str | None = None) -> tuple[Case, ...]:
                         jsonschema.validate(raw, schema)
                     except jsonschema.ValidationError as exc:
                         raise ValueError(f"{path.name}: case {raw.get('id')!r}: {exc.message}") from None
-            xf = raw.get("xfail")
+            gate = raw.get("fact")
+            if gate is not None:
+                try:
+                    check_gate(gate)
+                except LfmUsageError as exc:
+                    raise ValueError(f"{path.name}: case {raw.get('id')!r}: {exc}") from None
             cases.append(Case(
                 id=raw["id"], family=family, description=raw["description"], section=raw["section"],
-                data={k: v for k, v in raw.items() if k not in ("id", "description", "section", "sglang", "xfail")},
-                sglang=raw.get("sglang"),
-                xfail=KnownFailure(xf["reason"], xf["link"], xf.get("sglang", ">=0")) if xf else None,
+                data={k: v for k, v in raw.items() if k not in ("id", "description", "section", "fact")},
+                fact=gate if gate is None or isinstance(gate, str) else tuple(gate),
                 source=path.name,
             ))
     ids = [c.id for c in cases]

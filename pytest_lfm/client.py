@@ -1,21 +1,29 @@
-"""A thin protocol-level client for the checks: raw JSON in, raw JSON (or parsed SSE) out.
+"""The checks' clients: a thin protocol-level client (raw JSON in, raw JSON or parsed SSE out), and the
+OpenAI SDK client with the variant's sampling preset.
 
 Checks that assert SGLang's exact wire shape (``matched_stop``, ``reasoning_content``, flat error bodies,
-chunk order) use this rather than the OpenAI SDK, which hides or normalises some of them.
+chunk order) use :class:`LfmHttp` rather than the OpenAI SDK, which hides or normalises some of them.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 
 from pytest_lfm.assertions import fail
 from pytest_lfm.server.base import Target
 from pytest_lfm.server.http import make_http_client
+from pytest_lfm.variants import Sampling
+
+if TYPE_CHECKING:
+    import openai
+
+OPENAI_SAMPLING_FIELDS = ("temperature", "top_p")
+"""Sampler fields the OpenAI SDK takes as keyword arguments; SGLang's others travel in ``extra_body``."""
 
 
 @dataclass
@@ -184,3 +192,39 @@ def _brief(body: Any) -> Any:
 def message_of(response: Mapping[str, Any], index: int = 0) -> dict[str, Any]:
     """``choices[index].message`` of a chat completion."""
     return dict(response["choices"][index]["message"])
+
+
+# ------------------------------------------------------------------------------------------ OpenAI SDK
+
+
+def openai_sampling(preset: Sampling) -> dict[str, Any]:
+    """A sampling preset as keyword arguments of ``client.chat.completions.create``: the OpenAI fields as
+    they are, SGLang's other sampler fields (``top_k``, ``min_p``, ``repetition_penalty``) in ``extra_body``
+    (as the cookbook's §3.1 helper sends them). The one place a preset becomes ``extra_body``."""
+    params = preset.params()
+    kwargs: dict[str, Any] = {k: params.pop(k) for k in OPENAI_SAMPLING_FIELDS if k in params}
+    kwargs["extra_body"] = params
+    return kwargs
+
+
+def openai_client(target: Target, timeout: float) -> openai.OpenAI:
+    """``openai.OpenAI`` pointed at the target (``max_retries=0``; the API key from the target, else EMPTY)."""
+    import openai
+
+    # The SDK's own HTTP client: openai 3 moved to httpx2, so an httpx client of ours would be the wrong type.
+    return openai.OpenAI(base_url=target.base_url + "/v1",
+                         api_key=target.api_key.get() if target.api_key else "EMPTY",
+                         max_retries=0, timeout=timeout)
+
+
+def preset_chat(client: openai.OpenAI, target: Target) -> Callable[..., Any]:
+    """``chat(messages, **overrides)``: a chat completion with the variant's recommended sampling; overrides
+    win, and ``extra_body`` overrides are merged into the preset's."""
+
+    def chat(messages: list[dict[str, Any]], **overrides: Any) -> Any:
+        preset = openai_sampling(target.variant.sampling)
+        extra = {**preset.pop("extra_body"), **overrides.pop("extra_body", {})}
+        kwargs = {**preset, **overrides, "extra_body": extra}
+        return client.chat.completions.create(model=target.served_model, messages=cast(Any, messages), **kwargs)
+
+    return chat

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 from collections.abc import Callable, Mapping
@@ -67,6 +68,10 @@ class LfmConfig:
     """Engine mode: the variant ids to create an engine for (each has a ``model_paths`` entry)."""
     engine_args: Mapping[str, Any] = field(default_factory=dict)
     sources: Mapping[str, str] = field(default_factory=dict)
+    any_model_name: bool = False
+    """Accept a declared variant that the server's model name contradicts (custom served model names)."""
+    step_summary: Path | None = None
+    """``--lfm-step-summary`` (else ``$GITHUB_STEP_SUMMARY``): where the markdown run summary is appended."""
 
     @property
     def has_target(self) -> bool:
@@ -164,6 +169,7 @@ def resolve(cli: Getter, ini: Getter, env: Mapping[str, str] | None = None) -> L
                             remedy="quote it as a shell would, e.g. --lfm-sglang-args='--context-length 2048'"
                             ) from None
     reference_parsers = _reference_parsers(pick(o.REFERENCE_PARSERS), servers)
+    step_summary = pick(o.STEP_SUMMARY) or environ.get("GITHUB_STEP_SUMMARY", "").strip()
     reference_version = _reference_version(str(pick(o.REFERENCE_VERSION) or "0.5.23"), servers, sources)
     return LfmConfig(
         servers=servers,
@@ -189,14 +195,14 @@ def resolve(cli: Getter, ini: Getter, env: Mapping[str, str] | None = None) -> L
         engine_variants=engine_variants,
         engine_args=engine_args,
         sources=sources,
+        any_model_name=bool(pick(o.ANY_MODEL_NAME)),
+        step_summary=Path(step_summary) if step_summary else None,
     )
 
 
 def _engine_settings(engine: bool, launch: bool, servers: tuple[o.ServerSpec, ...], variants: tuple[str, ...],
                      model_paths: Mapping[str, str], raw_args: list[str]) -> tuple[tuple[str, ...], dict[str, Any]]:
     """``--lfm-engine``: which variants get an engine, and the ``--lfm-engine-arg`` overrides."""
-    from pytest_lfm.engine import parse_engine_arg
-
     args = dict(parse_engine_arg(a) for a in raw_args)
     if not engine:
         if args:
@@ -260,3 +266,20 @@ def _reference_parsers(value: str | None, servers: tuple[o.ServerSpec, ...]) -> 
             f"{value}",
         )
     return root
+
+
+def parse_engine_arg(value: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` → (ServerArgs field, value); VALUE is read as JSON when it is JSON (``true``,
+    ``0.3``, ``2048``, ``null``, ``"text"``), else kept as a string. Dashes in KEY become underscores."""
+    key, sep, raw = value.partition("=")
+    key = key.strip().lstrip("-").replace("-", "_")
+    if not sep or not key.isidentifier():
+        raise LfmUsageError(f"--lfm-engine-arg {value!r}: expected KEY=VALUE with KEY an sgl.Engine argument",
+                            remedy="pass e.g. --lfm-engine-arg mem_fraction_static=0.5 or "
+                                   "--lfm-engine-arg attention_backend=fa3")
+    raw = raw.strip()
+    try:
+        parsed: Any = json.loads(raw)
+    except ValueError:
+        parsed = raw
+    return key, parsed

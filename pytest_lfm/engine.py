@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_lfm import lfm2
+from pytest_lfm.config import parse_engine_arg as parse_engine_arg  # re-exported; lives in config
 from pytest_lfm.errors import LfmError, LfmUsageError
 from pytest_lfm.hardware import Hardware
 from pytest_lfm.recipe import recipe_flags
@@ -77,23 +78,6 @@ class EngineFailed(LfmError):
 
 
 # ------------------------------------------------------------------------------------------ kwargs
-
-
-def parse_engine_arg(value: str) -> tuple[str, Any]:
-    """``KEY=VALUE`` → (ServerArgs field, value); VALUE is read as JSON when it is JSON (``true``,
-    ``0.3``, ``2048``, ``null``, ``"text"``), else kept as a string. Dashes in KEY become underscores."""
-    key, sep, raw = value.partition("=")
-    key = key.strip().lstrip("-").replace("-", "_")
-    if not sep or not key.isidentifier():
-        raise LfmUsageError(f"--lfm-engine-arg {value!r}: expected KEY=VALUE with KEY an sgl.Engine argument",
-                            remedy="pass e.g. --lfm-engine-arg mem_fraction_static=0.5 or "
-                                   "--lfm-engine-arg attention_backend=fa3")
-    raw = raw.strip()
-    try:
-        parsed: Any = json.loads(raw)
-    except ValueError:
-        parsed = raw
-    return key, parsed
 
 
 def _value(text: str) -> Any:
@@ -389,9 +373,10 @@ class EngineHandle:
     def chat(self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]] | None = None,
              sampling_params: Mapping[str, Any] | None = None, image_data: Any = None,
              **template_kwargs: Any) -> EngineResult:
-        """Render the conversation with the engine's chat template, then :meth:`generate`."""
-        return self.generate(self.chat_prompt(messages, tools, **template_kwargs), sampling_params,
-                             image_data=image_data)
+        """Render the conversation with the engine's chat template, then :meth:`generate`; without
+        ``sampling_params``, with the variant's recommended sampling preset (as ``lfm_chat`` sends it)."""
+        params = self.variant.sampling.params() if sampling_params is None else sampling_params
+        return self.generate(self.chat_prompt(messages, tools, **template_kwargs), params, image_data=image_data)
 
     # -- parsers, the way an offline user applies them
 

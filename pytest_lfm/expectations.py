@@ -1,19 +1,21 @@
-"""Known failures per SGLang version, as data: ``conformance/expectations/known_failures.toml``.
+"""Known upstream failures, as data: ``conformance/expectations/known_failures.toml``.
 
-Data cases (``conformance/<family>/cases/*.toml``) carry their own ``xfail``; this file covers the checks that
-are plain test functions. Each entry::
+The one known-failure mechanism of the suite: data cases and plain test functions alike. Each entry::
 
     [[known_failure]]
-    check = "test_reasoning.py::test_stream_reasoning_false*"   # FILE.py::TEST[PARAMS], no [target] part
-    variants = ["8B-A1B", "1.2B-Thinking"]                       # optional; globs allowed
-    sglang = "<0.5.18"                                           # PEP 440 specifier
+    check = "test_reasoning.py::test_forced_reasoning_case[stream-reasoning-false-one-delta-stream]"
+    # or a list of checks: check = ["test_x.py::t[a]", "test_x.py::t[b]"]; FILE.py::TEST[PARAMS], no [target]
+    variants = ["8B-A1B", "1.2B-Thinking"]            # optional; globs allowed
+    fact = "!stream-reasoning-false-strips-think"     # optional release-fact gate; absent: every release
     reason = "stream_reasoning=false leaks the <think> tag into reasoning_content"
     link = "https://github.com/sgl-project/sglang/issues/NNNN"
 
-makes the matching checks strict expected failures (``xfail(strict=True)``) on the matching SGLang
-versions: an upstream fix then shows as an unexpected pass, which fails the run until the entry is
-narrowed, so the list stays true. The file is validated with ``known_failures.schema.json`` next to it;
-an entry whose ``check`` matches no test in the suite is an error. In ``check``, ``*`` and ``?`` are
+makes the matching checks strict expected failures (``xfail(strict=True)``) on the SGLang releases where
+the gate holds (``fact = "!name"``: releases without the new behaviour of fact ``name``, see
+:mod:`pytest_lfm.releases`): an upstream fix then shows as an unexpected pass, which fails the run until
+the entry is narrowed, so the list stays true. Version strings are never written here. The file is
+validated with ``known_failures.schema.json`` next to it; an entry whose ``check`` matches no test in
+the suite is an error. In ``check``, ``*`` and ``?`` are
 wildcards and brackets are literal. A pattern without ``[...]`` matches every parametrisation.
 
 ``LFM_KNOWN_FAILURES`` (paths separated by ``os.pathsep``) adds files of the same format, e.g. a
@@ -34,14 +36,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jsonschema
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from pytest_lfm.errors import LfmUsageError
 from pytest_lfm.paths import suite_dir
+from pytest_lfm.releases import check_gate, describe_gate, gate_holds
 
 if TYPE_CHECKING:
     import pytest
 
+    from pytest_lfm.cases import Case
     from pytest_lfm.server.base import Target
 
 ENV_VAR = "LFM_KNOWN_FAILURES"
@@ -51,25 +54,34 @@ ENV_VAR = "LFM_KNOWN_FAILURES"
 class KnownFailureEntry:
     """One known upstream failure of a check on some SGLang versions (and optionally some variants)."""
 
-    check: str
-    sglang: str
+    checks: tuple[str, ...]
     reason: str
     link: str
+    fact: str | tuple[str, ...] | None = None
     variants: tuple[str, ...] = ()
     source: str = ""
+
+    @property
+    def check(self) -> str:
+        """The first check pattern (the entry's label)."""
+        return self.checks[0]
+
+    def applies_to_version(self, version: str | None) -> bool:
+        """True when the fact gate holds on ``version`` (no gate: every release)."""
+        return self.fact is None or gate_holds(self.fact, version)
 
     def applies_to_variant(self, variant_id: str) -> bool:
         """True when ``variants`` is absent or one of its globs matches ``variant_id``."""
         return not self.variants or any(fnmatch.fnmatchcase(variant_id, v) for v in self.variants)
 
     def matches(self, *names: str) -> bool:
-        """True when the ``check`` pattern matches one of the given check names."""
-        rx = _pattern(self.check)
-        return any(rx.fullmatch(n) for n in names)
+        """True when one of the ``check`` patterns matches one of the given check names."""
+        return any(_pattern(c).fullmatch(n) for c in self.checks for n in names)
 
     def describe(self) -> str:
         """The xfail reason shown in reports."""
-        return f"known failure on SGLang {self.sglang}: {self.reason} ({self.link})"
+        where = f"fact {describe_gate(self.fact)}" if self.fact else "every SGLang release"
+        return f"known failure ({where}): {self.reason} ({self.link})"
 
 
 @cache
@@ -141,23 +153,29 @@ def load_file(path: Path, checks: frozenset[str] | None = None) -> tuple[KnownFa
     ids = variant_ids()
     out: list[KnownFailureEntry] = []
     for n, raw in enumerate(doc.get("known_failure", []), start=1):
-        entry = KnownFailureEntry(check=raw["check"], sglang=raw["sglang"], reason=raw["reason"],
-                                  link=raw["link"], variants=tuple(raw.get("variants", ())), source=path.name)
+        patterns = (raw["check"],) if isinstance(raw["check"], str) else tuple(raw["check"])
+        gate = raw.get("fact")
+        entry = KnownFailureEntry(checks=patterns, reason=raw["reason"], link=raw["link"],
+                                  fact=gate if gate is None or isinstance(gate, str) else tuple(gate),
+                                  variants=tuple(raw.get("variants", ())), source=path.name)
         label = f"entry {n} ({entry.check!r})"
-        try:
-            SpecifierSet(entry.sglang, prereleases=True)
-        except InvalidSpecifier:
-            raise _error(path, f"{label}: sglang {entry.sglang!r} is not a PEP 440 specifier",
-                         "write e.g. sglang = \"<0.5.18\" or \"==0.5.17\"") from None
+        if entry.fact is not None:
+            try:
+                check_gate(entry.fact)
+            except LfmUsageError as exc:
+                raise _error(path, f"{label}: {exc.render()}",
+                             'write fact = "name" or "!name" with a fact of pytest_lfm/data/release_facts.toml') \
+                    from None
         for v in entry.variants:
             if not any(fnmatch.fnmatchcase(i, v) for i in ids):
                 raise _error(path, f"{label}: variant {v!r} matches no known variant",
                              f"use one of: {', '.join(ids)}")
-        function_part = entry.check.split("[", 1)[0]
-        if not any(_pattern(function_part).fullmatch(c) for c in known_checks):
-            raise _error(path, f"{label}: matches no check in the suite (looked at the test functions under "
-                               f"{suite_dir()})",
-                         "name an existing check as FILE.py::TEST relative to the suite, or remove the entry")
+        for check in entry.checks:
+            function_part = check.split("[", 1)[0]
+            if not any(_pattern(function_part).fullmatch(c) for c in known_checks):
+                raise _error(path, f"{label}: {check!r} matches no check in the suite (looked at the test "
+                                   f"functions under {suite_dir()})",
+                             "name an existing check as FILE.py::TEST relative to the suite, or remove the entry")
         out.append(entry)
     return tuple(out)
 
@@ -199,7 +217,7 @@ def known_failures_for(nodeid: str, path: Path | None, target: Target) -> list[K
     """The entries that apply to this check on this target (variant and SGLang version)."""
     names = item_check_names(nodeid, path, target.id)
     return [e for e in load_known_failures()
-            if e.matches(*names) and e.applies_to_variant(target.variant.id) and target.version_matches(e.sglang)]
+            if e.matches(*names) and e.applies_to_variant(target.variant.id) and e.applies_to_version(target.version)]
 
 
 def known_failure_mark(item: pytest.Item, target: Target) -> pytest.MarkDecorator | None:
@@ -214,3 +232,11 @@ def known_failure_mark(item: pytest.Item, target: Target) -> pytest.MarkDecorato
     if not entries:
         return None
     return pytest.mark.xfail(strict=True, reason="; ".join(e.describe() for e in entries))
+
+
+def case_gate_skip(case: Case, target: Target) -> str | None:
+    """Why a data case does not run on ``target`` (its ``fact`` gate does not hold), or None."""
+    if case.fact is None or gate_holds(case.fact, target.version):
+        return None
+    return (f"case {case.id} applies to SGLang with {describe_gate(case.fact)}; "
+            f"server reports {target.version or 'an unknown version'}")

@@ -26,7 +26,7 @@ def examples_for(target: Target, *, reference: int, remote: int) -> int:
             return max(1, int(override))
         except ValueError:
             raise ValueError(f"{ENV}={override!r} is not a whole number of examples") from None
-    return reference if target.is_reference else remote
+    return reference if target.is_test_double else remote
 
 
 def check_settings(target: Target, *, reference: int, remote: int, deadline_ms: int | None = None) -> settings:

@@ -3,7 +3,7 @@ and split ``<think>`` blocks as SGLang's ``qwen3`` / ``qwen3-thinking`` reasonin
 
 Used by the checks (to compute what a correct server must return, and for the raw-vs-parsed
 differential) and by the reference server (to answer like SGLang). The parse rules follow
-``sglang-lfm2-behaviour.md`` §1 (tool calls) and §2 (reasoning); behaviour that changed between
+``docs/sglang-behaviour.md`` §1 (tool calls) and §2 (reasoning); behaviour that changed between
 SGLang releases is switched by :class:`Dialect`, built from the server's reported version.
 """
 
@@ -35,33 +35,43 @@ TOOL_CALL_PARSERS = ("lfm2",)
 
 @dataclass(frozen=True)
 class Dialect:
-    """Parser behaviour of one SGLang release (§1.2, §12 of the behaviour notes)."""
+    """Parser behaviour of one SGLang release, switched by the release facts
+    (``pytest_lfm/data/release_facts.toml``; :meth:`for_version`). The defaults are the newest release."""
 
     version: str = "0.5.23"
-    json_literals: bool = True  # true/false/null accepted as names (seen on 0.5.17; not 0.5.10)
-    reject_positional: bool = True  # 0.5.23 rejects a call with positional args; older drop the values
-    extended_literals: bool = True  # 0.5.23: sets, unary plus, placeholder-free f-strings
-    merge_star_kwargs: bool = True  # 0.5.23 merges **{...} dict literals; older skip them
-    allow_nan: bool = False  # 0.5.23 drops a call whose arguments hold inf/nan; older emit Infinity
-    recovery: bool = True  # 0.5.23 recovery ladder (PR #34237)
-    dotted_names: bool = True  # ``a.b(...)`` names a call (0.5.17 real parser code; 0.5.10 only simple names)
+    json_literals: bool = True  # fact lfm2-json-literals: true/false/null accepted as names
+    reject_positional: bool = True  # fact lfm2-robust-detector: a call with positional args is rejected
+    extended_literals: bool = True  # lfm2-robust-detector: sets, unary plus, placeholder-free f-strings
+    merge_star_kwargs: bool = True  # lfm2-robust-detector: **{...} dict literals merged (older: skipped)
+    allow_nan: bool = False  # lfm2-robust-detector: inf/nan drop the call (older: emitted as Infinity)
+    recovery: bool = True  # lfm2-robust-detector: the recovery ladder and per-call salvage (PR #34237)
+    dotted_names: bool = True  # fact lfm2-dotted-names: ``a.b(...)`` names a call
+    unparsed_block_as_text: bool = False  # !lfm2-unparsed-block-not-text: no call parsed → the whole text
+    split_verbatim: bool = True  # fact qwen3-split-verbatim (older: every <think> removed, whitespace stripped)
+    qwen_tool_call_ends_reasoning: bool = True  # fact qwen3-tool-call-ends-reasoning
+    think_leak_in_stream: bool = False  # !stream-reasoning-false-strips-think: the one delta keeps <think>
 
     @classmethod
     def for_version(cls, version: str | None) -> Dialect:
         """The dialect of a reported SGLang version (unknown or unparsable → newest)."""
-        v = parse_version(version)
-        if v is None or v >= Version("0.5.23"):
-            return cls(version=version or "0.5.23")
-        new = v >= Version("0.5.23")
+        from pytest_lfm.releases import has_fact, newest_release
+
+        if parse_version(version) is None:
+            return cls(version=version or newest_release())
+        robust = has_fact("lfm2-robust-detector", version)
         return cls(
-            version=str(v),
-            json_literals=v >= Version("0.5.17"),
-            dotted_names=v >= Version("0.5.17"),
-            reject_positional=new,
-            extended_literals=new,
-            merge_star_kwargs=new,
-            allow_nan=not new,
-            recovery=new,
+            version=str(parse_version(version)),
+            json_literals=has_fact("lfm2-json-literals", version),
+            dotted_names=has_fact("lfm2-dotted-names", version),
+            reject_positional=robust,
+            extended_literals=robust,
+            merge_star_kwargs=robust,
+            allow_nan=not robust,
+            recovery=robust,
+            unparsed_block_as_text=not has_fact("lfm2-unparsed-block-not-text", version),
+            split_verbatim=has_fact("qwen3-split-verbatim", version),
+            qwen_tool_call_ends_reasoning=has_fact("qwen3-tool-call-ends-reasoning", version),
+            think_leak_in_stream=not has_fact("stream-reasoning-false-strips-think", version),
         )
 
 
@@ -187,6 +197,8 @@ def parse_tool_calls(
     calls: list[ParsedCall] = []
     for block in _BLOCK.findall(text):
         calls.extend(parse_block(block, names, d, forward_unknown))
+    if not calls and d.unparsed_block_as_text:  # before fact lfm2-unparsed-block-not-text (0.5.16)
+        return ToolParse(normal_text=text)
     return ToolParse(normal_text=normal, calls=tuple(calls))
 
 
@@ -226,7 +238,10 @@ def _parse_pythonic_block(
 ) -> list[ParsedCall]:
     tree = _safe_parse(content)
     if tree is None and dialect.recovery:
-        tree = _safe_parse(_recover(content))
+        for candidate in _recovery_candidates(content):
+            tree = _safe_parse(candidate)
+            if tree is not None:
+                break
     if tree is None:
         return _salvage(content, names, dialect, forward_unknown) if dialect.recovery else []
     body = tree.body
@@ -394,16 +409,109 @@ def _escape_raw_controls(source: str) -> str:
 _ZERO_PADDED = re.compile(r"(?<=[=\[,(:\s])0+(\d+)(?=\s*[,)\]}])")
 
 
-def _recover(source: str) -> str:
-    fixed = _escape_raw_controls(source)
-    fixed = _ZERO_PADDED.sub(r"\1", fixed)
-    fixed = _KEYWORD_PARAM.sub(lambda m: m.group(1) + _KW_SUFFIX + "=", fixed)
-    return fixed
 
 
-def _split_top_level(source: str) -> list[str]:
+_QUOTE_FOLLOWERS = frozenset(",)]}:")
+
+
+def _unescaped(text: str, start: int, quote: str) -> list[int]:
+    """Positions of ``quote`` from ``start`` on that no backslash escapes."""
+    found, i = [], start
+    while i < len(text):
+        if text[i] == "\\":
+            i += 2
+            continue
+        if text[i] == quote:
+            found.append(i)
+        i += 1
+    return found
+
+
+def _closes(text: str, pos: int) -> bool:
+    """Whether a quote at ``pos`` can end a string: the next non-space character is one of ``,)]}:``."""
+    k = pos + 1
+    while k < len(text) and text[k].isspace():
+        k += 1
+    return k < len(text) and text[k] in _QUOTE_FOLLOWERS
+
+
+def _call_count(tree: ast.Expression) -> int:
+    body = tree.body
+    if isinstance(body, ast.List):
+        return sum(isinstance(e, ast.Call) for e in body.elts)
+    return 1 if isinstance(body, ast.Call) else 0
+
+
+def _requote(text: str) -> str | None:
+    """Nested same-style quotes in a string argument (``command='sed -n '1,2p' f'``), re-escaped when exactly
+    one closing quote makes the block parse without losing a sibling call (0.5.19's nested-quote step)."""
+    expected = len(_split_top_level(text, respect_strings=False))
+    i = 0
+    while i < len(text):
+        quote = text[i]
+        if quote not in "\"'":
+            i += 1
+            continue
+        closers = _unescaped(text, i + 1, quote)
+        if not closers:
+            return None
+        if _closes(text, closers[0]):
+            i = closers[0] + 1
+            continue
+        winners = []
+        for close in (c for c in closers if _closes(text, c)):
+            interior = "".join("\\" + ch if ch == quote and not _odd_backslashes(text, j) else ch
+                               for j, ch in enumerate(text[i + 1: close], start=i + 1))
+            candidate = text[:i] + quote + interior + quote + text[close + 1:]
+            tree = _safe_parse(_escape_raw_controls(candidate))
+            if tree is None or (expected > 1 and _call_count(tree) < expected):
+                continue
+            winners.append(candidate)
+        return winners[0] if len(winners) == 1 else None
+    return None
+
+
+def _odd_backslashes(text: str, index: int) -> bool:
+    n, j = 0, index - 1
+    while j >= 0 and text[j] == "\\":
+        n, j = n + 1, j - 1
+    return n % 2 == 1
+
+
+def _recovery_candidates(source: str) -> list[str]:
+    """0.5.19's recovery ladder, in order: control characters escaped and zero padding removed; nested
+    quotes re-escaped; Python-keyword parameter names renamed (then nested quotes again)."""
+    base = _escape_raw_controls(_ZERO_PADDED.sub(r"\1", source))
+    out = [base]
+    requoted = _requote(base)
+    if requoted is not None:
+        out.append(_escape_raw_controls(requoted))
+    for text in list(out):
+        renamed = _KEYWORD_PARAM.sub(lambda m: m.group(1) + _KW_SUFFIX + "=", text)
+        if renamed != text:
+            out.append(renamed)
+            again = _requote(renamed)
+            if again is not None:
+                out.append(_escape_raw_controls(again))
+    return out
+
+
+def _split_top_level(source: str, respect_strings: bool = True) -> list[str]:
+    if not respect_strings:
+        source = source.strip()
+        if source.startswith("[") and source.endswith("]"):
+            source = source[1:-1]
     parts, depth, quote, escaped, start = [], 0, None, False, 0
     for i, ch in enumerate(source):
+        if not respect_strings:
+            if ch in "([{":
+                depth += 1
+            elif ch in ")]}":
+                depth -= 1
+            elif ch == "," and depth == 0:
+                parts.append(source[start:i])
+                start = i + 1
+            continue
         if quote:
             if escaped:
                 escaped = False
@@ -431,7 +539,11 @@ def _salvage(content: str, names: Sequence[str], dialect: Dialect, forward_unkno
         inner = inner[1:-1]
     calls = []
     for position, piece in enumerate(_split_top_level(inner)):
-        tree = _safe_parse(_recover(piece))
+        tree = None
+        for candidate in (piece, *_recovery_candidates(piece)):
+            tree = _safe_parse(candidate)
+            if tree is not None:
+                break
         if tree is not None and isinstance(tree.body, ast.Call):
             call = _convert_call(tree.body, position, names, dialect, forward_unknown)
             if call is not None:
@@ -460,7 +572,7 @@ def _strip_leading_think(text: str) -> str:
 
 
 def split_reasoning(text: str, parser: str, force: bool | None = None,
-                    strip_all_think: bool = False) -> ReasoningSplit:
+                    strip_all_think: bool = False, dialect: Dialect | None = None) -> ReasoningSplit:
     """Split a whole output as SGLang's Qwen3 detector does (non-streaming, §2).
 
     ``qwen3-thinking`` is always forced; ``qwen3`` is forced only when ``force`` is true (the serving
@@ -469,21 +581,27 @@ def split_reasoning(text: str, parser: str, force: bool | None = None,
     the first ``</think>``, content everything after it, verbatim (leading newlines kept). Without
     ``</think>`` everything is reasoning ("truncated"), unless Qwen's ``<tool_call>`` ends it early.
     ``strip_all_think`` emulates a detector that removes every ``<think>`` (a fault mode of the
-    reference server, not SGLang).
+    reference server, not SGLang). ``dialect`` switches the release facts ``qwen3-split-verbatim`` (before
+    it every ``<think>`` is removed and whitespace stripped) and ``qwen3-tool-call-ends-reasoning``.
     """
     if parser not in REASONING_PARSERS:
         raise ValueError(f"unsupported reasoning parser {parser!r}")
+    d = dialect or Dialect()
     forced = parser == "qwen3-thinking" or bool(force)
     if not forced and THINK_START not in text:
         return ReasoningSplit(reasoning_text="", text=text)
-    processed = text.replace(THINK_START, "") if strip_all_think else _strip_leading_think(text)
+    if not d.split_verbatim:
+        processed = text.replace(THINK_START, "").strip()
+    else:
+        processed = text.replace(THINK_START, "") if strip_all_think else _strip_leading_think(text)
     if THINK_END not in processed:
-        if QWEN_TOOL_START in processed:
+        if d.qwen_tool_call_ends_reasoning and QWEN_TOOL_START in processed:
             idx = processed.find(QWEN_TOOL_START)
-            return ReasoningSplit(reasoning_text=processed[:idx], text=processed[idx:])
+            reasoning = processed[:idx] if d.split_verbatim else processed[:idx].strip()
+            return ReasoningSplit(reasoning_text=reasoning, text=processed[idx:])
         return ReasoningSplit(reasoning_text=processed, text="")
     reasoning, _, rest = processed.partition(THINK_END)
-    return ReasoningSplit(reasoning_text=reasoning, text=rest)
+    return ReasoningSplit(reasoning_text=reasoning, text=rest if d.split_verbatim else rest.strip())
 
 
 # --------------------------------------------------------------------------------------------- streaming
@@ -501,14 +619,11 @@ def _partial_suffix(buffer: str, *tokens: str) -> int:
 
 
 def think_leak_in_stream(version: str | None) -> bool:
-    """Whether a release's streaming detector leaks ``<think>`` with ``stream_reasoning=false`` (§2).
-
-    0.5.17 strips the opening tag from a local copy of its buffer only, so the one reasoning delta
-    starts with the raw tag (recorded: ``"<think>abc"``); 0.5.23 writes the stripped buffer back
-    (released ``reasoning_parser.py``). Unknown versions count as the newest.
-    """
-    v = parse_version(version)
-    return v is not None and v < Version("0.5.23")
+    """Whether a release's streaming detector leaks ``<think>`` with ``stream_reasoning=false`` (§2):
+    before release fact ``stream-reasoning-false-strips-think`` (0.5.18) the opening tag is stripped from a
+    local copy of the buffer only, so the one reasoning delta starts with the raw tag (recorded on 0.5.17:
+    ``"<think>abc"``). Unknown versions count as the newest."""
+    return Dialect.for_version(version).think_leak_in_stream
 
 
 @dataclass
@@ -527,6 +642,7 @@ class StreamingReasoningParser:
     force: bool = False
     stream_reasoning: bool = True
     leak_think_start: bool = False
+    dialect: Dialect = field(default_factory=lambda: Dialect())
     _buffer: str = ""
     _in_reasoning: bool = False
     _stripped_start: bool = False
@@ -543,7 +659,8 @@ class StreamingReasoningParser:
         """Returns (reasoning delta, content delta) for one increment."""
         self._buffer += new_text
         current = self._buffer
-        if any(tag.startswith(current) and tag != current for tag in (THINK_START, THINK_END, QWEN_TOOL_START)):
+        tool_start = (QWEN_TOOL_START,) if self.dialect.qwen_tool_call_ends_reasoning else ()
+        if any(tag.startswith(current) and tag != current for tag in (THINK_START, THINK_END, *tool_start)):
             return "", ""
         if not self._stripped_start and THINK_START in current:
             current = current.replace(THINK_START, "", 1)
@@ -557,13 +674,13 @@ class StreamingReasoningParser:
             self._in_reasoning = False
             return reasoning, rest
         if self._in_reasoning:
-            if QWEN_TOOL_START in current:
+            if tool_start and QWEN_TOOL_START in current:
                 idx = current.find(QWEN_TOOL_START)
                 self._buffer = ""
                 self._in_reasoning = False
                 return current[:idx], current[idx:]
             if self.stream_reasoning:
-                tags = (THINK_END, QWEN_TOOL_START) if self._stripped_start else (THINK_END, QWEN_TOOL_START, THINK_START)
+                tags = (THINK_END, *tool_start) if self._stripped_start else (THINK_END, *tool_start, THINK_START)
                 hold = _partial_suffix(current, *tags)
                 self._buffer = current[len(current) - hold:]
                 return current[: len(current) - hold], ""

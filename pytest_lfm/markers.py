@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
-
+from pytest_lfm.errors import LfmUsageError
 from pytest_lfm.hardware import UNKNOWN, hardware_ids
+from pytest_lfm.releases import check_gate, describe_gate, gate_holds
 from pytest_lfm.server.base import Target
 from pytest_lfm.variants import CAPABILITIES, variant_ids
 
@@ -17,7 +17,8 @@ MARKERS: dict[str, str] = {
     "lfm_hardware": "lfm_hardware(*targets): GPU-marked check; runs only when the server's hardware is one of "
                     f"{', '.join(hardware_ids())}.",
     "lfm_variants": "lfm_variants(*ids): run only on these variant ids.",
-    "lfm_sglang": "lfm_sglang(specifier): run only when the server's SGLang version matches, e.g. '>=0.5.23'.",
+    "lfm_fact": "lfm_fact(*facts): run only on SGLang releases where every release fact holds ('name': the "
+                "release has the new behaviour, '!name': it does not; pytest_lfm/data/release_facts.toml).",
     "lfm_reference_only": "lfm_reference_only(reason): needs the reference server (e.g. its fault modes).",
 }
 EXTRA_CAPABILITIES = ("real_weights",)
@@ -50,14 +51,11 @@ def validate(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         _strings(name, args, hardware_ids())
     elif name == "lfm_variants":
         _strings(name, args, variant_ids())
-    elif name == "lfm_sglang":
-        (spec,) = _strings(name, args) if len(args) == 1 else (None,)
-        if spec is None:
-            raise MarkerError("@pytest.mark.lfm_sglang takes exactly one version specifier")
+    elif name == "lfm_fact":
         try:
-            SpecifierSet(spec)
-        except InvalidSpecifier:
-            raise MarkerError(f"@pytest.mark.lfm_sglang: invalid version specifier {spec!r}") from None
+            check_gate(_strings(name, args))
+        except LfmUsageError as exc:
+            raise MarkerError(f"@pytest.mark.lfm_fact: {exc.render()}") from None
     elif name == "lfm_reference_only":
         _strings(name, args)
 
@@ -71,7 +69,7 @@ def skip_reason(name: str, args: tuple[Any, ...], target: Target) -> str | None:
             return (f"needs {', '.join(missing)}; variant {target.variant.id} has "
                     f"{', '.join(sorted(target.variant.capabilities))}")
         if "real_weights" in args and not target.real_weights:
-            what = "the reference server" if target.is_reference else "a fixture checkpoint"
+            what = "the reference server" if target.is_test_double else "a fixture checkpoint"
             return f"needs real weights; {target.id} is served by {what} (random weights)"
     elif name == "lfm_hardware":
         if target.hardware not in args:
@@ -80,10 +78,10 @@ def skip_reason(name: str, args: tuple[Any, ...], target: Target) -> str | None:
     elif name == "lfm_variants":
         if target.variant.id not in args:
             return f"only for {', '.join(args)}; server serves {target.variant.id}"
-    elif name == "lfm_sglang":
-        if not target.version_matches(args[0]):
-            return f"needs SGLang {args[0]}; server reports {target.version}"
+    elif name == "lfm_fact":
+        if not gate_holds(list(args), target.version):
+            return f"needs SGLang with {describe_gate(list(args))}; server reports {target.version or 'an unknown version'}"
     elif name == "lfm_reference_only":
-        if not target.is_reference:
+        if not target.is_test_double:
             return f"reference server only: {args[0]}"
     return None

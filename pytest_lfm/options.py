@@ -84,6 +84,13 @@ LAUNCH = OptionSpec(
     "hardware (--lfm-hardware), run the suite against it, and stop it at the end. Not with --lfm-server.",
     boolean=True,
 )
+ANY_MODEL_NAME = OptionSpec(
+    "--lfm-any-model-name", "lfm_any_model_name", "LFM_ANY_MODEL_NAME",
+    "Accept the declared variant (--lfm-variant or VARIANT=URL) even when the server's /model_info or "
+    "/v1/models names another LFM2.5 variant (a custom served model name). Without it such a mismatch is "
+    "a usage error naming both.",
+    boolean=True,
+)
 PRINT_RECIPE = OptionSpec(
     "--lfm-print-recipe", "lfm_print_recipe", "LFM_PRINT_RECIPE",
     "Print the SGLang launch command of every selected variant for the hardware (--lfm-hardware or "
@@ -158,10 +165,17 @@ ENGINE_ARG = OptionSpec(
     multiple=True, metavar="KEY=VALUE",
 )
 
+STEP_SUMMARY = OptionSpec(
+    "--lfm-step-summary", "lfm_step_summary", "LFM_STEP_SUMMARY",
+    "Append a compact markdown summary of the run (each cell's status, failed checks first, the report's "
+    "paths) to this file at the end of the session. Default: $GITHUB_STEP_SUMMARY when GitHub Actions sets it.",
+    metavar="PATH",
+)
+
 ALL_OPTIONS: tuple[OptionSpec, ...] = (SERVER, VARIANT, HARDWARE, API_KEY, TIMEOUT, REPORT, FAULT, IMAGE_HOST,
                                        LAUNCH, PRINT_RECIPE, MODEL_PATH, FRAMING, SGLANG_IMAGE, STARTUP_TIMEOUT,
                                        LOG_DIR, SGLANG_COMMAND, SGLANG_ARGS, REFERENCE_PARSERS, REFERENCE_VERSION,
-                                       ENGINE, ENGINE_ARG)
+                                       ENGINE, ENGINE_ARG, ANY_MODEL_NAME, STEP_SUMMARY)
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,15 @@
 """The verified SGLang launch recipe for every (hardware, variant) cell, as pure functions.
 
 Sources: the SGLang cookbook's LFM2.5 command generator (verified matrix: h100, h200, b200 × the seven
-serving variants; sglang-lfm2-behaviour.md §11) and Liquid's SGLang page (Python and Docker framings,
-``HF_TOKEN``, the ``-cu13`` image for B300/GB300). Every cell is ``--trust-remote-code --tp 1`` plus:
+serving variants; docs/sglang-behaviour.md §11) and Liquid's SGLang page (Python and Docker framings,
+``HF_TOKEN``, the ``-cu13`` image for B300/GB300). Every cell is ``--trust-remote-code --tp 1`` plus (the
+cookbook's generated commands carry ``--trust-remote-code``, read from its source in the project's notes;
+Liquid's minimal commands do not. It is kept because the cookbook's "Verified" badge belongs to the exact
+command: "any actual change flips it to Not Verified"):
 
 * the variant's parsers (``--tool-call-parser lfm2``; ``--reasoning-parser qwen3`` for 8B-A1B,
   ``qwen3-thinking`` for 1.2B-Thinking). The original 1.2B-JP launches without ``--tool-call-parser`` and
-  1.2B-Base without any parser (cookbook §1: "launch the same way with the model path swapped");
+  1.2B-Base without any parser (§11.1; the cookbook: "launch the same way with the model path swapped");
 * on Blackwell (B200, and B300 which follows it) ``--attention-backend`` from the variant's recipe facts;
 * for VL models ``--mm-attention-backend`` of the hardware (fa3 on Hopper, fa4 on Blackwell) and the
   environment ``SGLANG_USE_CUDA_IPC_TRANSPORT=1 SGLANG_USE_IPC_POOL_HANDLE_CACHE=1``;
@@ -30,28 +33,31 @@ from packaging.version import InvalidVersion, Version
 
 from pytest_lfm.errors import LfmUsageError
 from pytest_lfm.hardware import Hardware
+from pytest_lfm.redaction import SECRET as SECRET  # re-exported
+from pytest_lfm.redaction import SECRET_NAME, redact_text
+from pytest_lfm.redaction import secret_values as secret_values  # re-exported
 from pytest_lfm.variants import Variant
 
 Framing = Literal["python", "docker"]
 FRAMINGS: tuple[str, ...] = ("python", "docker")
 IMAGE_REPO = "lmsysorg/sglang"
-# Liquid's page: "All LFM model types (dense, MoE, vision) are supported in the v0.5.10 tag and later";
-# B300/GB300 (CUDA 13) append the hardware's docker_image_suffix ("-cu13"). The cookbook's matrix was
-# verified on the moving dev image: pass --lfm-sglang-image=dev-cu13 for that.
+# The image is chosen per variant (variants.toml ``recipe.image_tag`` with its ``image_reason``): the seeds
+# disagree. Liquid's page says "All LFM model types ... are supported in the v0.5.10 tag" and names two
+# LFM2.5 checkpoints (1.2B-Instruct, VL-1.6B): those get the pinned v0.5.10. The cookbook says LFM2.5 support
+# ships on SGLang main and wraps the dev image: every other LFM2.5 checkpoint gets dev. B300/GB300 (CUDA 13)
+# append the hardware's docker_image_suffix ("-cu13"). --lfm-sglang-image overrides.
 DEFAULT_IMAGE_TAG = "v0.5.10"
 DEFAULT_PORT = 30000
 DEFAULT_HOST = "0.0.0.0"
-SECRET = "<secret>"
 HF_CACHE_HOST = "~/.cache/huggingface"
 HF_CACHE_CONTAINER = "/root/.cache/huggingface"
 # Environment variables handed to a docker container by name (the value never enters argv).
 DOCKER_PASSTHROUGH = ("HF_TOKEN",)
 OPTIONAL_PASSTHROUGH = ("HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_ENDPOINT",
                         "SGLANG_MAMBA_CONV_DTYPE")
-_SECRET_NAME = re.compile(r"(TOKEN|KEY|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH)", re.IGNORECASE)
 _SAFE = re.compile(r"^[A-Za-z0-9_./:=,@%+~-]+$")
 
-# Version differences (sglang-lfm2-behaviour.md §8, §12). ``sglang serve`` is the recommended entry point
+# Version differences (docs/sglang-behaviour.md §8, §12). ``sglang serve`` is the recommended entry point
 # from the releases Liquid documents (0.5.10); older ones only have ``python -m sglang.launch_server``.
 SERVE_SINCE = Version("0.5.10")
 # --mamba-scheduler-strategy was renamed --mamba-radix-cache-strategy: 0.5.17 accepts both (the old one
@@ -59,6 +65,8 @@ SERVE_SINCE = Version("0.5.10")
 FLAG_RENAMES: tuple[tuple[str, str, Version], ...] = (
     ("--mamba-scheduler-strategy", "--mamba-radix-cache-strategy", Version("0.5.17")),
 )
+
+redact = redact_text  # the text form, under the name callers and tests use
 
 
 @dataclass(frozen=True)
@@ -106,11 +114,13 @@ def parse_sglang_version(text: str | None) -> Version | None:
         return None
 
 
-def image_for(hardware: Hardware, image: str | None = None) -> str:
-    """The docker image: a full reference as given, a bare tag under ``lmsysorg/sglang``, or the default."""
+def image_for(hardware: Hardware, image: str | None = None, variant: Variant | None = None) -> str:
+    """The docker image: a full reference as given, a bare tag under ``lmsysorg/sglang``, else the tag that
+    serves the variant (its recipe data) with the hardware's suffix."""
     if image:
         return image if ("/" in image or ":" in image) else f"{IMAGE_REPO}:{image}"
-    return f"{IMAGE_REPO}:{DEFAULT_IMAGE_TAG}{hardware.docker_image_suffix}"
+    tag = variant.recipe.image_tag if variant is not None else DEFAULT_IMAGE_TAG
+    return f"{IMAGE_REPO}:{tag}{hardware.docker_image_suffix}"
 
 
 def image_version(image: str) -> Version | None:
@@ -159,20 +169,6 @@ def is_python_interpreter(command: Sequence[str]) -> bool:
     return len(command) == 1 and re.fullmatch(r"python[0-9.]*", Path(command[0]).name) is not None
 
 
-def secret_values(environ: Mapping[str, str], extra: Iterable[str | None] = ()) -> tuple[str, ...]:
-    """Values to hide: variables whose names look secret (HF_TOKEN, *_API_KEY, ...) plus ``extra``."""
-    values = {v for k, v in environ.items() if _SECRET_NAME.search(k) and len(v) >= 4}
-    values.update(v for v in extra if v)
-    return tuple(sorted(values, key=len, reverse=True))
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """Replace every secret value in ``text`` with ``<secret>``."""
-    for value in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(value, SECRET)
-    return text
-
-
 def build_recipe(variant: Variant, hardware: Hardware, *, framing: str = "python", version: str | None = None,
                  port: int = DEFAULT_PORT, host: str = DEFAULT_HOST, model_path: str | None = None,
                  image: str | None = None, extra_args: Sequence[str] = (), command: Sequence[str] = ("sglang",),
@@ -197,7 +193,7 @@ def build_recipe(variant: Variant, hardware: Hardware, *, framing: str = "python
         raise LfmUsageError(f"unknown framing {framing!r}", remedy="pass --lfm-framing=python or --lfm-framing=docker")
     env_in = os.environ if environ is None else environ
     docker = framing == "docker"
-    image_ref = image_for(hardware, image) if docker else ""
+    image_ref = image_for(hardware, image, variant) if docker else ""
     ver = image_version(image_ref) if docker else parse_sglang_version(version)
     model = model_path or variant.hf_path
     lines: list[tuple[int, tuple[str, ...]]] = []
@@ -224,7 +220,7 @@ def build_recipe(variant: Variant, hardware: Hardware, *, framing: str = "python
             add(1, ["--env", f"{name}={SECRET}"], ["--env", name])
         for name in OPTIONAL_PASSTHROUGH:
             if env_in.get(name):
-                shown = f"{name}={SECRET}" if _SECRET_NAME.search(name) else f"{name}={env_in[name]}"
+                shown = f"{name}={SECRET}" if SECRET_NAME.search(name) else f"{name}={env_in[name]}"
                 add(1, ["--env", shown], ["--env", name])
         for name, value in variant.recipe.env.items():
             add(1, ["--env", f"{name}={value}"])

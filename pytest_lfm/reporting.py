@@ -7,8 +7,15 @@
   one *cell* per (hardware, variant, quantization, strategy, nodes) as the SGLang cookbook's verified
   matrix names them, with the cell's resolved server arguments (secrets redacted), and per check its
   outcome, duration, message and the doc section it relies on.
-* ``matrix.md``: the cookbook's shape (hardware rows x variant columns) with Verified / Failing /
-  Not run and counts, then the failures and the known (expected) failures per cell.
+* ``matrix.md``: the cookbook's shape (a row per hardware that ran x variant columns) with each cell's
+  status and counts, then the failures per cell and the known (expected) failures, each listed once with
+  the cells it applies to.
+
+A cell is "Verified" only when the whole suite ran for it, uninterrupted and unfiltered, against real
+weights on confirmed hardware, and every check passed or failed as declared (:func:`cell_status`);
+otherwise its status says what it is ("Passed (reference server)", "Partial (98 of 340 checks)", ...).
+The top-level ``run`` block records the selection (``-k``, ``-m``, paths, ``--lf``), interruption and
+servers that went down (:mod:`pytest_lfm.runinfo`, :mod:`pytest_lfm.health`).
 * ``matrix.html``: the same matrix as one self-contained page (inline CSS and JS, no external assets):
   coloured cells, failures listed per cell, filters by check family.
 
@@ -23,24 +30,38 @@ import html
 import json
 import platform
 import re
-import shutil
-import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata, resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
 
 from pytest_lfm.errors import LfmError
+from pytest_lfm.hardware import gpu_info as gpu_info  # re-exported
+from pytest_lfm.redaction import redact_args, redact_value
+
+if TYPE_CHECKING:
+    from pytest_lfm.runinfo import RunInfo
 
 REPORT_VERSION = 1
-OUTCOMES = ("passed", "failed", "skipped", "xfailed", "xpassed", "error")
+OUTCOMES = ("passed", "failed", "skipped", "xfailed", "xpassed", "error", "not_run")
 FAILING_OUTCOMES = ("failed", "error", "xpassed")
-STATUSES = ("Verified", "Failing", "Not run")
-#: The hardware rows of the cookbook's verified matrix (sglang-lfm2-behaviour.md §11).
+VERIFIED = "Verified"
+FAILED = "Failed"
+SERVER_DOWN = "Server down"
+INTERRUPTED = "Interrupted"
+NOT_RUN = "Not run"
+PASSED_REFERENCE = "Passed (reference server)"
+PASSED_RANDOM = "Passed (random weights)"
+PASSED_HARDWARE = "Passed (hardware not confirmed)"
+#: Fixed statuses; the other is "Partial (N of M checks)".
+STATUSES = (VERIFIED, FAILED, PASSED_REFERENCE, PASSED_RANDOM, PASSED_HARDWARE, INTERRUPTED, SERVER_DOWN)
+#: The hardware rows of the cookbook's verified matrix (docs/sglang-behaviour.md §11).
 COOKBOOK_HARDWARE = ("h100", "h200", "b200")
+#: The row label of cells whose hardware was neither declared nor detected.
+UNDECLARED_HARDWARE = "hardware not declared"
 DEFAULT_QUANTIZATION = "bf16"
 DEFAULT_STRATEGY = "tp1"
 
@@ -73,6 +94,10 @@ class TargetInfo:
     strategy: str = DEFAULT_STRATEGY
     nodes: int = 1
     server_args: dict[str, Any] = field(default_factory=dict)
+    weights: str = "real"
+    """``"real"``, ``"random"`` (a fixture checkpoint) or ``"reference"`` (the bundled test double)."""
+    hardware_confirmed: bool = False
+    """The declared hardware was seen (nvidia-smi on this host, or the server naming its GPU)."""
 
 
 class ReportError(LfmError):
@@ -90,53 +115,7 @@ def plugin_version() -> str:
         return "0+unknown"
 
 
-_SECRET_WORDS = frozenset({"key", "apikey", "token", "secret", "password", "passwd", "credential",
-                           "credentials", "auth", "authorization", "bearer"})
-_SECRET_FLAG = re.compile(r"(--(?:api-key|admin-api-key|hf-token|token)[= ]+)(\S+)", re.IGNORECASE)
-_SECRET_VALUE = re.compile(r"\b(hf_[A-Za-z0-9]{16,}|sk-[A-Za-z0-9_-]{16,})\b")
-
-
-def _is_secret_key(key: str) -> bool:
-    words = [w for w in re.split(r"[^a-z0-9]+", key.lower()) if w]
-    return any(w in _SECRET_WORDS for w in words)
-
-
-def _redact_value(value: Any) -> Any:
-    if isinstance(value, str):
-        return _SECRET_VALUE.sub("***", _SECRET_FLAG.sub(r"\1***", value))
-    if isinstance(value, Mapping):
-        return redact(value)
-    if isinstance(value, list | tuple):
-        return [_redact_value(v) for v in value]
-    return value
-
-
-def redact(args: Mapping[str, Any]) -> dict[str, Any]:
-    """Server args with secrets replaced by ``***``: values of keys such as ``api_key`` or ``hf_token``
-    (not ``tokenizer_path``), ``--api-key X`` inside command lines, and ``hf_…``/``sk-…`` tokens."""
-    return {str(k): ("***" if _is_secret_key(str(k)) and v else _redact_value(v)) for k, v in args.items()}
-
-
-_redact = redact  # the name earlier versions used
-
-
-def gpu_info(timeout: float = 5.0) -> dict[str, Any]:
-    """GPU names and driver of the host running pytest, from ``nvidia-smi``; ``"none"`` without one."""
-    none = {"name": "none", "driver": "none", "count": 0}
-    exe = shutil.which("nvidia-smi")
-    if exe is None:
-        return none
-    try:
-        out = subprocess.run([exe, "--query-gpu=name,driver_version", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=timeout, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return none
-    rows = [[p.strip() for p in line.split(",")] for line in out.stdout.strip().splitlines() if line.strip()]
-    if out.returncode != 0 or not rows:
-        return none
-    names = list(dict.fromkeys(r[0] for r in rows))
-    drivers = list(dict.fromkeys(r[1] for r in rows if len(r) > 1))
-    return {"name": ", ".join(names), "driver": ", ".join(drivers) or "unknown", "count": len(rows)}
+redact = redact_args  # the server-args form, under the name callers and tests use
 
 
 def environment(targets: Sequence[TargetInfo], now: str) -> dict[str, Any]:
@@ -188,13 +167,49 @@ def count_outcomes(checks: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     return {o: sum(1 for c in checks if c["outcome"] == o) for o in OUTCOMES}
 
 
-def cell_status(counts: Mapping[str, int]) -> str:
-    """Verified (all ran checks passed), Failing (any failure, error or unexpected pass), or Not run."""
+def partial(ran: int, planned: int) -> str:
+    """``Partial (N of M checks)``."""
+    return f"Partial ({ran} of {planned} checks)"
+
+
+def cell_status(counts: Mapping[str, int], *, complete: bool = True, weights: str = "real",
+                hardware_confirmed: bool = True, interrupted: bool = False, server_down: bool = False,
+                planned: int | None = None) -> str:
+    """A cell's status, most serious first: "Server down" (its server went away mid-run), "Failed" (a
+    check failed or errored, or a known failure passed), "Interrupted", "Partial (N of M checks)" (a
+    selection, -x, or nothing that passed), then for a complete run without failures "Passed (reference
+    server)", "Passed (random weights)", "Passed (hardware not confirmed)" or "Verified"."""
+    if server_down:
+        return SERVER_DOWN
     if counts.get("failed") or counts.get("error") or counts.get("xpassed"):
-        return "Failing"
-    if counts.get("passed"):
-        return "Verified"
-    return "Not run"
+        return FAILED
+    ran = sum(int(v) for k, v in counts.items() if k != "not_run")
+    if not complete and interrupted:
+        return INTERRUPTED
+    if not complete:
+        return partial(ran, max(planned or 0, ran))
+    if not counts.get("passed"):  # everything skipped: nothing was verified
+        return partial(0, max(planned or 0, ran))
+    if weights == "reference":
+        return PASSED_REFERENCE
+    if weights == "random":
+        return PASSED_RANDOM
+    if not hardware_confirmed:
+        return PASSED_HARDWARE
+    return VERIFIED
+
+
+def status_of(cell: Mapping[str, Any], counts: Mapping[str, int]) -> str:
+    """:func:`cell_status` from a report cell's fields (older reports without them read as complete)."""
+    return cell_status(counts, complete=bool(cell.get("complete", True)), weights=str(cell.get("weights", "real")),
+                       hardware_confirmed=bool(cell.get("hardware_confirmed", True)),
+                       interrupted=bool(cell.get("interrupted", False)),
+                       server_down=bool(cell.get("server_down", False)), planned=cell.get("planned"))
+
+
+def is_failed(status: str) -> bool:
+    """A status that means something is wrong with the server (a failure, or it went down)."""
+    return status in (FAILED, SERVER_DOWN)
 
 
 _SUITE_PREFIX = re.compile(r"^(?:.*/)?conformance/(?:[^/]+/)*")
@@ -228,30 +243,54 @@ def _check_doc(r: CheckResult) -> dict[str, Any]:
 
 def _make_cell(info: Mapping[str, Any], checks: list[dict[str, Any]]) -> dict[str, Any]:
     counts = count_outcomes(checks)
-    cell = {**info, "counts": counts, "status": cell_status(counts), "checks": checks}
+    cell = {**info, "counts": counts, "checks": checks}
+    cell.setdefault("complete", True)
+    cell.setdefault("weights", "real")
+    cell["status"] = status_of(cell, counts)
     cell["key"] = cell_key(cell)
     return cell
 
 
-def build_report(targets: Sequence[TargetInfo], results: Iterable[CheckResult]) -> dict[str, Any]:
-    """The report document (see ``data/report.schema.json``)."""
+def _completeness(t: TargetInfo, checks: Sequence[Mapping[str, Any]], run: RunInfo | None) -> dict[str, Any]:
+    """``complete``, ``planned`` (checks collected for the target before any selection), ``interrupted``
+    and ``server_down`` of one cell."""
+    ran = sum(1 for c in checks if c["outcome"] != "not_run")
+    if run is None:
+        return {"complete": True, "planned": ran, "interrupted": False, "server_down": False}
+    down = t.id in run.server_down
+    planned = max(run.collected.get(t.id, 0), run.selected.get(t.id, 0), ran)
+    selected = max(run.selected.get(t.id, 0), ran)
+    complete = (not run.filtered and not run.interrupted and not run.stopped_early and not down
+                and ran >= selected and selected >= planned)
+    return {"complete": complete, "planned": planned, "interrupted": run.interrupted, "server_down": down}
+
+
+def build_report(targets: Sequence[TargetInfo], results: Iterable[CheckResult],
+                 run: RunInfo | None = None) -> dict[str, Any]:
+    """The report document (see ``data/report.schema.json``). ``run``: the selection, interruption and
+    per-target check counts (without it every cell reads as a complete run)."""
     results = list(results)
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     cells = []
     for t in targets:
         info = asdict(t)
         info["quantization"], info["strategy"], info["nodes"] = _axes(t)
-        info["server_args"] = redact(t.server_args)
-        info["base_url"] = _redact_value(t.base_url)
-        cells.append(_make_cell(info, [_check_doc(r) for r in results if r.target == t.id]))
+        info["server_args"] = redact_args(t.server_args)
+        info["base_url"] = redact_value(t.base_url)
+        checks = [_check_doc(r) for r in results if r.target == t.id]
+        info.update(_completeness(t, checks, run))
+        cells.append(_make_cell(info, checks))
     known = {t.id for t in targets}
-    return {
+    doc: dict[str, Any] = {
         "report_version": REPORT_VERSION,
         "generated_at": now,
         "environment": environment(targets, now),
         "cells": cells,
         "other_checks": [_check_doc(r) for r in results if r.target not in known],
     }
+    if run is not None:
+        doc["run"] = run.as_dict()
+    return doc
 
 
 # ------------------------------------------------------------------------------------------ validation
@@ -326,12 +365,20 @@ def grid(report: Mapping[str, Any], full: bool = True) -> tuple[list[str], list[
     except Exception:  # the registry is optional for reading old reports
         matrix_variants = []
     variants = list(dict.fromkeys([*matrix_variants, *seen_v]))
-    hardware = list(dict.fromkeys([*COOKBOOK_HARDWARE, *seen_hw]))
+    # Only hardware that ran (a declared B300 is a row because its cells are there), cookbook order first.
+    hardware = [h for h in COOKBOOK_HARDWARE if h in seen_hw] + [h for h in seen_hw if h not in COOKBOOK_HARDWARE]
     return hardware, variants
+
+
+def hardware_label(hw: str) -> str:
+    """A row label: the hardware id, or "hardware not declared" for cells run without one."""
+    return UNDECLARED_HARDWARE if hw in ("unknown", "") else hw
 
 
 def _counts_text(n: Mapping[str, int]) -> str:
     parts = [f"{n['passed']} passed"]
+    if n.get("not_run"):
+        parts.append(f"{n['not_run']} not run")
     if n["failed"] + n["error"]:
         parts.append(f"{n['failed'] + n['error']} failed")
     if n["xpassed"]:
@@ -366,9 +413,12 @@ def render_matrix(report: Mapping[str, Any]) -> str:
                  f"GPU {env.get('gpu', {}).get('name', 'unknown')} · {report['generated_at']}")
     if cells and all(_is_default_axes(c) for c in cells):
         lines += ["", "All cells: BF16, TP=1, single node (the cookbook's recipe)."]
+    run = report.get("run")
+    if run:
+        lines += ["", _run_text(run)]
     lines += ["", "| hardware | " + " | ".join(variants) + " |", "|---|" + "---|" * len(variants)]
     for hw in hardware:
-        row = [hw]
+        row = [hardware_label(hw)]
         for v in variants:
             mine = [c for c in cells if c["hardware"] == hw and c["variant"] == v]
             if not mine:
@@ -389,12 +439,41 @@ def render_matrix(report: Mapping[str, Any]) -> str:
             lines.append(f"- **{c['hardware']} / {c['variant']}** `{r['nodeid']}` ({how})"
                          + (f": {_md(first)}" if first else "")
                          + (f" [{r['section']}]" if r.get("section") else ""))
-    known = [(c, r) for c in cells for r in c["checks"] if r["outcome"] == "xfailed"]
+    known: dict[tuple[str, str], list[str]] = {}
+    for c in cells:
+        for r in c["checks"]:
+            if r["outcome"] == "xfailed":
+                where = f"{hardware_label(str(c['hardware']))} / {c['variant']}"
+                known.setdefault((str(r.get("check") or r["nodeid"]), _first_line(r["message"], 300)), []).append(where)
     if known:
         lines += ["", "## Known failures (strict expected failures)", ""]
-        for c, r in known:
-            lines.append(f"- **{c['hardware']} / {c['variant']}** `{r['nodeid']}`: {_md(_first_line(r['message'], 300))}")
+        for (check, message), places in known.items():
+            cells_text = ", ".join(dict.fromkeys(places))
+            lines.append(f"- `{check}` ({cells_text}): {_md(message)}")
     return "\n".join(lines) + "\n"
+
+
+def _run_text(run: Mapping[str, Any]) -> str:
+    """One line on what the run covered (selection, interruption, servers that went down)."""
+    sel = run.get("selection", {})
+    parts = []
+    if sel.get("keyword"):
+        parts.append(f"-k {sel['keyword']!r}")
+    if sel.get("markexpr"):
+        parts.append(f"-m {sel['markexpr']!r}")
+    if sel.get("last_failed"):
+        parts.append("--lf")
+    if run.get("filtered") and sel.get("args"):
+        parts.append("paths " + " ".join(str(a) for a in sel["args"]))
+    if sel.get("deselected"):
+        parts.append(f"{sel['deselected']} deselected")
+    text = ("Selection: " + ", ".join(parts) + " (cells are Partial)") if run.get("filtered") else \
+        "Selection: the whole suite"
+    if run.get("interrupted"):
+        text += " · the run was interrupted"
+    if run.get("server_down"):
+        text += " · server down during the run: " + ", ".join(run["server_down"])
+    return text
 
 
 # ------------------------------------------------------------------------------------------ matrix.html
@@ -423,7 +502,9 @@ td.cell .counts { font-size: 12px; display: block; }
 td.cell .axes { font-size: 11px; color: var(--muted); display: block; }
 td.cell a { color: inherit; }
 .status-verified { background: var(--ok-bg); border-color: #9fd9b1; color: var(--ok); }
-.status-failing { background: var(--bad-bg); border-color: #f5b3ab; color: var(--bad); }
+.status-failed, .status-server-down { background: var(--bad-bg); border-color: #f5b3ab; color: var(--bad); }
+.status-passed { background: #f3faf5; border-color: #c6e7d0; color: #3b7a50; }
+.status-partial, .status-interrupted { background: #fffaeb; border-color: #fedf89; color: #93370d; }
 .status-not-run { background: #fafbfc; border-color: #e4e7ec; border-style: dashed; color: #98a2b3; }
 .summary { margin: 0 0 12px; }
 .legend span { display: inline-block; padding: 1px 8px; border-radius: 6px; margin-right: 8px; border: 1px solid; }
@@ -454,10 +535,20 @@ _JS = """
     boxes.forEach(function (b) { if (b.checked) { on[b.value] = true; } });
     return on;
   }
-  function statusOf(n) {
-    if (n.failed || n.error || n.xpassed) { return 'Failing'; }
-    if (n.passed) { return 'Verified'; }
+  function statusOf(n, td, all) {
+    if (all) { return td.getAttribute('data-status-full'); }
+    if (n.failed || n.error || n.xpassed) { return 'Failed'; }
+    if (n.passed) { return 'Partial (filtered view)'; }
     return 'Not run';
+  }
+  function classOf(st) {
+    if (st === 'Verified') { return 'status-verified'; }
+    if (st === 'Failed') { return 'status-failed'; }
+    if (st === 'Server down') { return 'status-server-down'; }
+    if (st === 'Interrupted') { return 'status-interrupted'; }
+    if (st === 'Not run') { return 'status-not-run'; }
+    if (st.indexOf('Passed') === 0) { return 'status-passed'; }
+    return 'status-partial';
   }
   function countsText(n) {
     var parts = [n.passed + ' passed'];
@@ -465,20 +556,23 @@ _JS = """
     if (n.xpassed) { parts.push(n.xpassed + ' unexpectedly passed'); }
     if (n.xfailed) { parts.push(n.xfailed + ' known'); }
     if (n.skipped) { parts.push(n.skipped + ' skipped'); }
+    if (n.not_run) { parts.push(n.not_run + ' not run'); }
     return parts.join(' \\u00b7 ');
   }
   function apply() {
     var on = chosen();
+    var all = boxes.every(function (b) { return b.checked; });
     document.querySelectorAll('td.cell[data-families]').forEach(function (td) {
       var fams = JSON.parse(td.getAttribute('data-families'));
-      var n = {passed: 0, failed: 0, skipped: 0, xfailed: 0, xpassed: 0, error: 0};
+      var n = {passed: 0, failed: 0, skipped: 0, xfailed: 0, xpassed: 0, error: 0, not_run: 0};
       Object.keys(fams).forEach(function (f) {
         if (!on[f]) { return; }
         Object.keys(n).forEach(function (k) { n[k] += fams[f][k] || 0; });
       });
-      var st = statusOf(n);
-      td.classList.remove('status-verified', 'status-failing', 'status-not-run');
-      td.classList.add('status-' + st.toLowerCase().replace(' ', '-'));
+      var st = statusOf(n, td, all);
+      td.classList.remove('status-verified', 'status-failed', 'status-server-down', 'status-interrupted',
+                          'status-not-run', 'status-passed', 'status-partial');
+      td.classList.add(classOf(st));
       td.setAttribute('data-status', st);
       td.querySelector('.status').textContent = st;
       td.querySelector('.counts').textContent = countsText(n);
@@ -513,6 +607,10 @@ def _slug(text: str) -> str:
 
 
 def _status_class(status: str) -> str:
+    if status.startswith("Passed"):
+        return "status-passed"
+    if status.startswith("Partial"):
+        return "status-partial"
     return "status-" + status.lower().replace(" ", "-")
 
 
@@ -549,17 +647,26 @@ def render_html(report: Mapping[str, Any]) -> str:
         out.append('<button type="button" id="families-all">all</button>'
                    '<button type="button" id="families-none">none</button></fieldset>')
     run = [c["status"] for c in cells]
+    passed_other = sum(1 for st in run if st.startswith(("Passed", "Partial")) or st == INTERRUPTED)
     out.append(f'<p class="summary" id="summary">{len(cells)} cell(s) run: '
-               f'<b>{run.count("Verified")}</b> Verified, <b>{run.count("Failing")}</b> Failing, '
-               f'<b>{run.count("Not run")}</b> with no check run.</p>')
-    out.append('<p class="legend"><span class="status-verified">Verified: every check that ran passed</span>'
-               '<span class="status-failing">Failing: a check failed or a known failure passed</span>'
+               f'<b>{run.count(VERIFIED)}</b> Verified, <b>{run.count(FAILED)}</b> Failed, '
+               f'<b>{run.count(SERVER_DOWN)}</b> Server down, <b>{passed_other}</b> passed without verifying '
+               'the cell (reference server, random weights, unconfirmed hardware, partial or interrupted).</p>')
+    if report.get("run"):
+        out.append(f'<p class="meta" id="run">{_e(_run_text(report["run"]))}</p>')
+    out.append('<p class="legend"><span class="status-verified">Verified: the whole suite ran, unfiltered and '
+               'uninterrupted, on real weights and confirmed hardware, every check passing or failing as '
+               'declared</span>'
+               '<span class="status-passed">Passed (reference server / random weights / hardware not confirmed)'
+               '</span><span class="status-partial">Partial (N of M checks) or Interrupted</span>'
+               '<span class="status-failed">Failed: a check failed or a known failure passed</span>'
+               '<span class="status-server-down">Server down</span>'
                '<span class="status-not-run">Not run</span></p>')
     out.append('<table class="matrix" id="matrix"><thead><tr><th></th>')
     out += [f'<th scope="col">{_e(v)}</th>' for v in variants]
     out.append("</tr></thead><tbody>")
     for hw in hardware:
-        out.append(f'<tr><th scope="row" class="hw">{_e(hw)}</th>')
+        out.append(f'<tr><th scope="row" class="hw">{_e(hardware_label(hw))}</th>')
         for v in variants:
             mine = [c for c in cells if c["hardware"] == hw and c["variant"] == v]
             if not mine:
@@ -575,7 +682,7 @@ def render_html(report: Mapping[str, Any]) -> str:
                 out.append(
                     f'<td class="cell {_status_class(c["status"])}" id="cell-{_e(_slug(c["key"]))}" '
                     f'data-key="{_e(c["key"])}" data-hardware="{_e(hw)}" data-variant="{_e(v)}" '
-                    f'data-status="{_e(c["status"])}" data-families="{_e(json.dumps(fams, sort_keys=True))}">'
+                    f'data-status="{_e(c["status"])}" data-status-full="{_e(c["status"])}" data-families="{_e(json.dumps(fams, sort_keys=True))}">'
                     f'<a href="#detail-{_e(_slug(c["key"]))}"><span class="status">{_e(c["status"])}</span></a>'
                     f'<span class="counts">{_e(_counts_text(c["counts"]))}</span>{axes}</td>')
         out.append("</tr>")
@@ -586,7 +693,7 @@ def render_html(report: Mapping[str, Any]) -> str:
     for c in cells:
         slug = _slug(c["key"])
         out.append(f'<section class="cell-detail" id="detail-{_e(slug)}" data-key="{_e(c["key"])}">'
-                   f'<h3>{_e(c["hardware"])} / {_e(c["variant"])} '
+                   f'<h3>{_e(hardware_label(str(c["hardware"])))} / {_e(c["variant"])} '
                    f'<span class="badge {_status_class(c["status"])}">{_e(c["status"])}</span></h3>'
                    f'<div class="section-ref">{_e(c["quantization"])} · {_e(c["strategy"])} · '
                    f'{_e(c["nodes"])} node(s) · SGLang {_e(c["sglang_version"] or "unknown")} · '
@@ -633,9 +740,10 @@ def write_report_files(directory: Path, report: Mapping[str, Any]) -> Path:
     return directory / "report.json"
 
 
-def write_report(directory: Path, targets: Sequence[TargetInfo], results: Iterable[CheckResult]) -> Path:
+def write_report(directory: Path, targets: Sequence[TargetInfo], results: Iterable[CheckResult],
+                 run: RunInfo | None = None) -> Path:
     """Write ``report.json`` (schema-checked), ``matrix.md`` and ``matrix.html`` into ``directory``."""
-    return write_report_files(directory, build_report(targets, results))
+    return write_report_files(directory, build_report(targets, results, run))
 
 
 # ------------------------------------------------------------------------------------------ merge

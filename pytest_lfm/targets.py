@@ -1,29 +1,40 @@
 """Turn the resolved configuration into :class:`~pytest_lfm.server.Target` objects.
 
-Attach mode probes each server (health, ``/server_info``, ``/model_info``, ``/v1/models``) and works out
-the variant; reference mode starts one reference server per selected variant; launch mode starts one SGLang
-server per selected variant from the verified recipe (:mod:`pytest_lfm.server.launch`), or, on an xdist
-worker, attaches to the servers the controller launched; engine mode prepares one in-process ``sgl.Engine``
-per selected variant (:mod:`pytest_lfm.engine`; started on first use, one at a time).
+Every way of reaching a server is a :class:`ServerHandle` with one method, :meth:`~ServerHandle.open`: it
+starts, launches, prepares or probes what it stands for, registers what this run owns in the
+:class:`TargetSet`, and says what it found as :class:`Found` records. :func:`make_target` turns those into
+targets, in this one place, so that every target carries its capabilities (HTTP API, in-process engine,
+test double, server log, real weights) the same way, whatever its kind.
+
+- :class:`AttachHandle`: probes a running server (health, ``/server_info``, ``/model_info``,
+  ``/v1/models``) and works out the variant.
+- :class:`ReferenceHandle`: starts one reference server per selected variant.
+- :class:`LaunchHandle`: starts one SGLang server per selected variant from the verified recipe
+  (:mod:`pytest_lfm.server.launch`), or, on an xdist worker, attaches to the servers the controller launched.
+- :class:`EngineModeHandle`: prepares one in-process ``sgl.Engine`` per selected variant
+  (:mod:`pytest_lfm.engine`; started on first use, one at a time).
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pytest_lfm.config import LfmConfig
+from pytest_lfm.config import LfmConfig, Secret
 from pytest_lfm.errors import LfmUsageError
-from pytest_lfm.hardware import UNKNOWN, Hardware, detect_local_gpu, get_hardware, hardware_ids
-from pytest_lfm.server.base import Target
-from pytest_lfm.server.http import probe
-from pytest_lfm.server.launch import LaunchedServer, gpu_count, launch_many, sglang_version_of, split_command
+from pytest_lfm.hardware import UNKNOWN, get_hardware, local_hardware
+from pytest_lfm.label import check_label, is_reference_server
+from pytest_lfm.options import ServerSpec
+from pytest_lfm.server.base import Target, TargetKind
+from pytest_lfm.server.http import ProbeResult, probe
+from pytest_lfm.server.launch import LaunchedServer, launch_many
+from pytest_lfm.server.launch_support import launch_hardware, make_launched
+from pytest_lfm.server.process import install_sigterm_handler, restore_sigterm_handler
 from pytest_lfm.server.reference import start_many
 from pytest_lfm.variants import (
+    Variant,
     detect_variant,
     get_variant,
     is_fixture_checkpoint,
@@ -53,6 +64,8 @@ class TargetSet:
     launched: list[LaunchedServer] = field(default_factory=list)
     engines: EnginePool | None = None
     """Engine mode: the in-process engines (also in ``processes``, so :meth:`stop` shuts them down)."""
+    sigterm: bool = False
+    """Whether this run turned SIGTERM into Ctrl-C (launch and engine mode), undone by :meth:`stop`."""
 
     def launched_info(self) -> list[dict[str, Any]]:
         """Plain data about launched servers, for xdist workers."""
@@ -63,6 +76,178 @@ class TargetSet:
         for p in self.processes:
             p.stop()
         self.processes.clear()
+        if self.sigterm:
+            restore_sigterm_handler()
+            self.sigterm = False
+
+
+@dataclass(frozen=True)
+class Found:
+    """What a handle learnt about one server: the input of :func:`make_target`."""
+
+    variant: Variant
+    kind: TargetKind
+    base_url: str
+    hardware: str
+    probed: ProbeResult | None = None
+    """HTTP targets: what the server said about itself at session start."""
+    version: str | None = None
+    """Targets without an HTTP API: the version the handle found (else the probe's)."""
+    model: str | None = None
+    """The model name to send (else the probe's first ``/v1/models`` id or model path)."""
+    server_args: Mapping[str, Any] | None = None
+    log_path: str | None = None
+    pid: int | None = None
+
+
+def make_target(found: Found, api_key: Secret | None) -> Target:
+    """The one place a :class:`Target` is built."""
+    p = found.probed
+    model_path = p.model_path if p is not None else found.model
+    model = found.model or (p.models[0] if p is not None and p.models else model_path)
+    return Target(
+        id=found.variant.id, variant=found.variant, base_url=found.base_url, kind=found.kind,
+        version=found.version or (p.version if p is not None else None), hardware=found.hardware, model=model,
+        server_args=found.server_args if found.server_args is not None else (p.server_info if p else {}),
+        model_info=p.model_info if p is not None else {}, api_key=api_key if p is not None else None,
+        random_weights=found.kind != "reference" and is_fixture_checkpoint(model_path),
+        log_path=found.log_path, pid=found.pid,
+    )
+
+
+class ServerHandle(Protocol):
+    """One way of reaching servers under test (attach, reference, launch, engine)."""
+
+    def open(self, cfg: LfmConfig, out: TargetSet) -> list[Found]:
+        """Start, launch, prepare or probe; register owned processes in ``out`` before anything can fail."""
+
+
+@dataclass
+class AttachHandle:
+    """Servers someone else runs (``--lfm-server=[VARIANT=]URL``)."""
+
+    specs: Sequence[ServerSpec]
+
+    def open(self, cfg: LfmConfig, out: TargetSet) -> list[Found]:
+        """Probe each server and work out its variant and hardware."""
+        found: list[Found] = []
+        for spec in self.specs:
+            assert spec.url is not None
+            result = probe(spec.url, cfg.api_key)
+            variant = _variant_for(spec.variant, cfg, result.model_path, spec.url, len(self.specs))
+            if spec.variant or cfg.variants:  # a declared label must agree with what the server serves
+                check_label(variant, result, spec.url, f"{spec.variant}={spec.url}" if spec.variant
+                            else f"--lfm-variant={','.join(cfg.variants)}", cfg.any_model_name)
+            local = spec.url.split("//")[-1].startswith(_LOCAL_HOSTS)
+            hardware = cfg.hardware or (local_hardware() if local else UNKNOWN)
+            kind: TargetKind = "reference" if is_reference_server(result) else "attach"  # the bundled test double
+            found.append(Found(variant, kind, spec.url, hardware, probed=result))
+        return found
+
+
+@dataclass
+class ReferenceHandle:
+    """The bundled reference server (``--lfm-server=reference`` / ``reference=VARIANT``), one per variant."""
+
+    specs: Sequence[ServerSpec]
+
+    def variants(self, cfg: LfmConfig) -> list[Variant]:
+        """The variants to serve, each once."""
+        chosen: list[str] = []
+        for spec in self.specs:
+            chosen += [spec.variant] if spec.variant else [v.id for v in select_variants(cfg.variants)]
+        return [get_variant(c) for c in dict.fromkeys(chosen)]
+
+    def open(self, cfg: LfmConfig, out: TargetSet) -> list[Found]:
+        """Start the servers in parallel and probe each."""
+        procs = start_many([v.id for v in self.variants(cfg)], cfg.faults,
+                           cfg.api_key.get() if cfg.api_key else None, cfg.reference_version,
+                           sglang_dir=str(cfg.reference_parsers) if cfg.reference_parsers else None,
+                           hardware=cfg.hardware if cfg.hardware and cfg.hardware != UNKNOWN else None)
+        out.processes.extend(procs)
+        found: list[Found] = []
+        for proc in procs:
+            variant = get_variant(proc.variant_id)
+            found.append(Found(variant, "reference", proc.base_url, cfg.hardware or UNKNOWN,
+                               probed=probe(proc.base_url, cfg.api_key), model=variant.hf_path))
+        return found
+
+
+@dataclass
+class LaunchHandle:
+    """SGLang servers this run starts from the verified recipe (``--lfm-launch``)."""
+
+    launched: Sequence[Mapping[str, Any]] | None = None
+    """On an xdist worker: the servers the controller launched (attached to, not started)."""
+
+    def open(self, cfg: LfmConfig, out: TargetSet) -> list[Found]:
+        """Launch (or, on a worker, take over) the servers and probe each."""
+        infos: list[Mapping[str, Any]]
+        if self.launched is None:
+            servers = make_launched(cfg, launch_hardware(cfg))
+            out.processes.extend(servers)  # registered before start-up can fail
+            out.launched.extend(servers)
+            launch_many(servers, cfg.startup_timeout)
+            infos = [s.info() for s in servers]
+        else:
+            infos = list(self.launched)
+        found: list[Found] = []
+        for info in infos:
+            url = str(info["base_url"])
+            found.append(Found(get_variant(str(info["variant"])), "launch", url, str(info["hardware"]),
+                               probed=probe(url, cfg.api_key), log_path=info.get("log_path"), pid=info.get("pid")))
+        return found
+
+
+@dataclass
+class EngineModeHandle:
+    """Engine mode (``--lfm-engine``): one in-process ``sgl.Engine`` per selected variant, not started yet."""
+
+    def open(self, cfg: LfmConfig, out: TargetSet) -> list[Found]:
+        """Load the engine factory and prepare one handle per variant (engines start on first use)."""
+        from pytest_lfm.engine import (
+            EngineHandle,
+            EnginePool,
+            engine_env,
+            engine_kwargs,
+            factory_version,
+            load_factory,
+        )
+
+        factory, spec = load_factory()
+        version = factory_version(factory, spec)
+        hw_id = cfg.hardware or local_hardware()
+        hardware = get_hardware(hw_id) if hw_id != UNKNOWN else None
+        handles: list[EngineHandle] = []
+        found: list[Found] = []
+        for variant_id in cfg.engine_variants:
+            variant = get_variant(variant_id)
+            path = _engine_model_path(variant_id, cfg.model_paths[variant_id])
+            kwargs = engine_kwargs(variant, hardware, path, cfg.engine_args)
+            handle = EngineHandle(variant, path, kwargs, factory, version=version, env=engine_env(variant, path))
+            handles.append(handle)
+            found.append(Found(variant, "engine", f"engine://{variant.id}", hw_id, version=version, model=path,
+                               server_args=handle.describe()))
+        out.engines = EnginePool(handles)
+        out.processes.append(out.engines)
+        return found
+
+
+def handles(cfg: LfmConfig, start_reference: bool = True,
+            launched: Sequence[Mapping[str, Any]] | None = None) -> list[ServerHandle]:
+    """The handles the configuration asks for, in target order (engine, launch, attach, reference)."""
+    out: list[ServerHandle] = []
+    if cfg.engine:
+        out.append(EngineModeHandle())
+    if cfg.launch:
+        out.append(LaunchHandle(launched))
+    attached = [s for s in cfg.servers if not s.is_reference]
+    if attached:
+        out.append(AttachHandle(attached))
+    reference = [s for s in cfg.servers if s.is_reference]
+    if reference and start_reference:
+        out.append(ReferenceHandle(reference))
+    return out
 
 
 def planned_ids(cfg: LfmConfig) -> list[str]:
@@ -78,50 +263,22 @@ def planned_ids(cfg: LfmConfig) -> list[str]:
     return ids
 
 
-def build_targets(cfg: LfmConfig, start_reference: bool = True,
-                  launched: Sequence[Mapping[str, Any]] | None = None) -> TargetSet:
-    """Probe attached servers, start reference servers and launch SGLang, as the configuration says.
+def open_targets(cfg: LfmConfig, start_reference: bool = True,
+                 launched: Sequence[Mapping[str, Any]] | None = None) -> TargetSet:
+    """Probe attached servers, start reference servers, launch SGLang and prepare engines, as configured;
+    on any failure stop what was started.
 
+    ``start_reference`` is False on the xdist controller (each worker starts its own reference servers);
     ``launched`` (xdist workers): the servers the controller launched; they are attached to, not started.
+    A launching or engine run turns SIGTERM into Ctrl-C, so that a CI timeout tears the servers down.
     """
     out = TargetSet()
-    attached = [s for s in cfg.servers if not s.is_reference]
-    reference = [s for s in cfg.servers if s.is_reference]
+    if (cfg.launch and launched is None) or cfg.engine:
+        install_sigterm_handler()
+        out.sigterm = True
     try:
-        if cfg.engine:
-            _engine_targets(cfg, out)
-        if cfg.launch:
-            _launch_targets(cfg, out, launched)
-        for spec in attached:
-            assert spec.url is not None
-            result = probe(spec.url, cfg.api_key)
-            variant = _variant_for(spec.variant, cfg, result.model_path, spec.url, len(attached))
-            hardware = cfg.hardware or (_local_hardware() if spec.url.split("//")[-1].startswith(_LOCAL_HOSTS)
-                                        else UNKNOWN)
-            out.targets.append(Target(
-                id=variant.id,
-                variant=variant, base_url=spec.url, kind="attach", version=result.version,
-                hardware=hardware, model=(result.models[0] if result.models else result.model_path),
-                server_args=result.server_info, model_info=result.model_info, api_key=cfg.api_key,
-                random_weights=is_fixture_checkpoint(result.model_path),
-            ))
-        if reference and start_reference:
-            chosen: list[str] = []
-            for spec in reference:
-                chosen += [spec.variant] if spec.variant else [v.id for v in select_variants(cfg.variants)]
-            chosen = [get_variant(c).id for c in dict.fromkeys(chosen)]
-            procs = start_many(chosen, cfg.faults, cfg.api_key.get() if cfg.api_key else None, cfg.reference_version,
-                               sglang_dir=str(cfg.reference_parsers) if cfg.reference_parsers else None,
-                               hardware=cfg.hardware if cfg.hardware and cfg.hardware != UNKNOWN else None)
-            out.processes.extend(procs)
-            for proc in procs:
-                result = probe(proc.base_url, cfg.api_key)
-                variant = get_variant(proc.variant_id)
-                out.targets.append(Target(
-                    id=variant.id, variant=variant, base_url=proc.base_url, kind="reference",
-                    version=result.version, hardware=cfg.hardware or UNKNOWN, model=variant.hf_path,
-                    server_args=result.server_info, model_info=result.model_info, api_key=cfg.api_key,
-                ))
+        for handle in handles(cfg, start_reference, launched):
+            out.targets += [make_target(f, cfg.api_key) for f in handle.open(cfg, out)]
     except BaseException:
         out.stop()
         raise
@@ -133,7 +290,9 @@ def build_targets(cfg: LfmConfig, start_reference: bool = True,
     return out
 
 
-def _variant_for(declared: str | None, cfg: LfmConfig, model_path: str | None, url: str, n_attached: int):  # type: ignore[no-untyped-def]
+
+def _variant_for(declared: str | None, cfg: LfmConfig, model_path: str | None, url: str,
+                 n_attached: int) -> Variant:
     if declared:
         return get_variant(declared)
     if cfg.variants and n_attached == 1:
@@ -152,108 +311,6 @@ def _variant_for(declared: str | None, cfg: LfmConfig, model_path: str | None, u
             remedy=f"pass --lfm-variant with one of: {', '.join(variant_ids())}",
         )
     return detected
-
-
-def _local_hardware() -> str:
-    return detect_local_gpu()[0]
-
-
-def launch_hardware(cfg: LfmConfig) -> Hardware:
-    """The hardware whose recipe launch mode uses: declared with --lfm-hardware, else nvidia-smi's GPU 0."""
-    hw_id = cfg.hardware if cfg.hardware and cfg.hardware != UNKNOWN else None
-    found = ""
-    if hw_id is None:
-        hw_id, found = detect_local_gpu()
-    if hw_id == UNKNOWN:
-        raise LfmUsageError(
-            "launch mode needs the GPU model to pick the verified recipe, and none was declared or recognised",
-            tried=[f"--lfm-hardware / LFM_HARDWARE: {cfg.hardware or 'not set'}",
-                   f"nvidia-smi GPU 0: {found or 'no GPU found'}"],
-            remedy=f"pass --lfm-hardware with one of: {', '.join(hardware_ids())}",
-        )
-    return get_hardware(hw_id)
-
-
-def make_launched(cfg: LfmConfig, hardware: Hardware) -> list[LaunchedServer]:
-    """One (not yet started) :class:`LaunchedServer` per selected variant, with GPUs assigned."""
-    variants = select_variants(cfg.variants)
-    command = split_command(cfg.sglang_command)
-    version = sglang_version_of(command) if cfg.framing == "python" else None
-    log_dir = cfg.log_dir or Path(tempfile.mkdtemp(prefix="pytest-lfm-logs-"))
-    gpus = gpu_count()
-    visible = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
-    if gpus is not None and gpus > 0 and len(variants) > gpus:
-        raise LfmUsageError(
-            f"--lfm-launch would start {len(variants)} SGLang servers ({', '.join(v.id for v in variants)}) on "
-            f"{gpus} GPU(s); each server sizes its memory pools to most of one GPU, so they cannot share",
-            tried=[f"nvidia-smi: {gpus} visible GPU(s)", f"--lfm-variant: {', '.join(cfg.variants) or 'all'}"],
-            remedy=f"select at most {gpus} variant(s) with --lfm-variant and run once per group",
-        )
-    servers: list[LaunchedServer] = []
-    for i, variant in enumerate(variants):
-        environ: dict[str, str] | None = None
-        if gpus and len(variants) > 1:
-            environ = dict(os.environ, CUDA_VISIBLE_DEVICES=visible[i] if i < len(visible) else str(i))
-        servers.append(LaunchedServer(
-            variant=variant, hardware=hardware, framing=cfg.framing, command=command, version=version,
-            model_path=cfg.model_paths.get(variant.id), image=cfg.sglang_image, extra_args=cfg.sglang_args,
-            api_key=cfg.api_key.get() if cfg.api_key else None, log_dir=log_dir, environ=environ,
-        ))
-    return servers
-
-
-def _launch_targets(cfg: LfmConfig, out: TargetSet, launched: Sequence[Mapping[str, Any]] | None) -> None:
-    infos: list[Mapping[str, Any]]
-    if launched is None:
-        hardware = launch_hardware(cfg)
-        servers = make_launched(cfg, hardware)
-        out.processes.extend(servers)  # registered before start-up can fail
-        out.launched.extend(servers)
-        launch_many(servers, cfg.startup_timeout)
-        infos = [s.info() for s in servers]
-    else:
-        infos = list(launched)
-    for info in infos:
-        variant = get_variant(str(info["variant"]))
-        result = probe(str(info["base_url"]), cfg.api_key)
-        out.targets.append(Target(
-            id=variant.id, variant=variant, base_url=str(info["base_url"]), kind="launch", version=result.version,
-            hardware=str(info["hardware"]), model=(result.models[0] if result.models else result.model_path),
-            server_args=result.server_info, model_info=result.model_info, api_key=cfg.api_key,
-            log_path=info.get("log_path"), pid=info.get("pid"),
-            random_weights=is_fixture_checkpoint(result.model_path),
-        ))
-
-
-def _engine_targets(cfg: LfmConfig, out: TargetSet) -> None:
-    """Engine mode: one :class:`~pytest_lfm.engine.EngineHandle` per selected variant (not started yet)."""
-    from pytest_lfm.engine import (
-        EngineHandle,
-        EnginePool,
-        engine_env,
-        engine_kwargs,
-        factory_version,
-        load_factory,
-    )
-
-    factory, spec = load_factory()
-    version = factory_version(factory, spec)
-    hw_id = cfg.hardware or _local_hardware()
-    hardware = get_hardware(hw_id) if hw_id != UNKNOWN else None
-    handles: list[EngineHandle] = []
-    for variant_id in cfg.engine_variants:
-        variant = get_variant(variant_id)
-        path = _engine_model_path(variant_id, cfg.model_paths[variant_id])
-        kwargs = engine_kwargs(variant, hardware, path, cfg.engine_args)
-        handle = EngineHandle(variant, path, kwargs, factory, version=version, env=engine_env(variant, path))
-        handles.append(handle)
-        out.targets.append(Target(
-            id=variant.id, variant=variant, base_url=f"engine://{variant.id}", kind="engine", version=version,
-            hardware=hw_id, model=path, server_args=handle.describe(),
-            random_weights=is_fixture_checkpoint(path),
-        ))
-    out.engines = EnginePool(handles)
-    out.processes.append(out.engines)
 
 
 def _engine_model_path(variant_id: str, path: str) -> str:

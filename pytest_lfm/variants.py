@@ -9,7 +9,7 @@ import fnmatch
 import tomllib
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -22,11 +22,23 @@ CAPABILITIES: tuple[str, ...] = Capability.__args__  # type: ignore[attr-defined
 
 
 class Sampling(BaseModel):
-    """A recommended sampling preset: ``temperature`` plus the sampler fields sent in ``extra_body``."""
+    """A recommended sampling preset (§11.2): temperature and SGLang's sampler fields, stored flat.
+
+    How a preset travels is the client's business: the OpenAI SDK needs the non-OpenAI fields in
+    ``extra_body`` (:func:`pytest_lfm.client.openai_sampling`); ``/v1/completions`` bodies and the offline
+    engine's ``sampling_params`` take :meth:`params` as they are.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     temperature: float
-    extra_body: dict[str, float | int] = Field(default_factory=dict)
+    top_p: float | None = None
+    top_k: int | None = None
+    min_p: float | None = None
+    repetition_penalty: float | None = None
+
+    def params(self) -> dict[str, float | int]:
+        """The preset as flat sampler fields (the fields it sets, temperature first)."""
+        return self.model_dump(exclude_none=True)
 
 
 class RecipeFacts(BaseModel):
@@ -37,6 +49,10 @@ class RecipeFacts(BaseModel):
     vision_tower: bool = False
     mem_fraction_static: float | None = None
     env: dict[str, str] = Field(default_factory=dict)
+    image_tag: str = "dev"
+    """The ``lmsysorg/sglang`` tag that serves this checkpoint (B300 appends the hardware's suffix)."""
+    image_reason: str = ""
+    """Why that tag (the source that says it serves this checkpoint)."""
 
 
 class Variant(BaseModel):
@@ -77,10 +93,6 @@ class Variant(BaseModel):
     def model_name(self) -> str:
         """The model name SGLang serves it under by default (``--model-path``)."""
         return self.hf_path
-
-    def sampling_kwargs(self) -> dict[str, Any]:
-        """The recommended preset as keyword arguments for ``client.chat.completions.create``."""
-        return {"temperature": self.sampling.temperature, "extra_body": dict(self.sampling.extra_body)}
 
 
 @lru_cache(maxsize=1)

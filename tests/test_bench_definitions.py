@@ -82,7 +82,7 @@ class Recorder:
         with self.lock:
             self.in_flight -= 1
         n = body["max_completion_tokens"]
-        events = [{"choices": [{"index": 0, "delta": {"content": "x"}, "finish_reason": None}]}] * n
+        events: list[dict[str, Any]] = [{"choices": [{"index": 0, "delta": {"content": "x"}, "finish_reason": None}]}] * n
         events.append({"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": n}})
         data = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
         return httpx.Response(200, content=iter([data.encode()]))
@@ -98,7 +98,7 @@ def _run(rec: Recorder, **workload: Any) -> bench.BenchResult:
 
 def test_warmup_and_arrival_as_bench_serving(monkeypatch: pytest.MonkeyPatch) -> None:
     pauses: list[float] = []
-    monkeypatch.setattr(bench.time, "sleep", lambda s: pauses.append(s))
+    monkeypatch.setattr("pytest_lfm.bench.time.sleep", lambda s: pauses.append(s))
     rec = Recorder(hold_s=0)
     result = _run(rec)
     prompts = bench.random_id_prompts(FakeTokenizer(), 12, 16, 42).prompts

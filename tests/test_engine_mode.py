@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from harness import run_suite
 
 from pytest_lfm import engine as eng
 from pytest_lfm.engine import EngineFailed, EngineHandle, EnginePool, EngineResult
 from pytest_lfm.errors import LfmUsageError
 from pytest_lfm.hardware import get_hardware
-from pytest_lfm.paths import suite_module
 from pytest_lfm.variants import get_variant
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,21 +48,13 @@ def _events(path: Path, kind: str | None = None) -> list[dict[str, Any]]:
 def _run(pytester: pytest.Pytester, modules: list[str], *extra: str,
          models: Mapping[str, str] | None = None) -> tuple[int, str, dict[str, dict[str, Any]]]:
     """One engine-mode run in a fresh process; returns (exit code, output, nodeid → report check)."""
-    report = pytester.path / "lfm-report"
-    args = [str(suite_module(m)) for m in modules]
     models = {"8B-A1B": "tiny-lfm2-moe"} if models is None else models
-    args += [f"--lfm-model-path={v}={pytester.path / 'models' / d}" for v, d in models.items()]
-    args += ["--lfm-engine", "--lfm-hardware=h100", f"--lfm-report={report}", "-p", "no:cacheprovider", "-q", *extra]
-    result = pytester.runpytest_subprocess(*args, timeout=300)
-    out = result.stdout.str() + "\n" + result.stderr.str()
-    checks: dict[str, dict[str, Any]] = {}
-    if (report / "report.json").is_file():
-        data = json.loads((report / "report.json").read_text())
-        for cell in data["cells"]:
-            out += f"\ncell {cell['variant']}: mode={cell['mode']} base_url={cell['base_url']}"
-        for c in [c for cell in data["cells"] for c in cell["checks"]] + data["other_checks"]:
-            checks[c["nodeid"]] = c
-    return int(result.ret), out, checks
+    args = [f"--lfm-model-path={v}={pytester.path / 'models' / d}" for v, d in models.items()]
+    run = run_suite(pytester.path, modules, server="none", hardware="h100",
+                    extra=[*args, "--lfm-engine", *extra], timeout=300)
+    out = run.stdout + "".join(f"\ncell {cell['variant']}: mode={cell['mode']} base_url={cell['base_url']}"
+                               for cell in run.report.get("cells", []))
+    return run.ret, out, {c["nodeid"]: c for c in run.checks}
 
 
 def _outcomes(checks: Mapping[str, Mapping[str, Any]], match: str) -> dict[str, str]:
@@ -145,11 +137,10 @@ def test_engine_that_fails_to_start_is_one_clear_error(pytester: pytest.Pytester
 
 
 def test_engine_checks_skip_on_server_targets(pytester: pytest.Pytester) -> None:
-    result = pytester.runpytest_subprocess(str(suite_module("test_engine.py")), "--lfm-server=reference",
-                                           "--lfm-variant=350M", "--lfm-hardware=h100", "-p", "no:cacheprovider",
-                                           "-rs", timeout=300)
-    out = result.stdout.str()
-    assert result.ret == 0, out[-3000:]
+    run = run_suite(pytester.path, ["test_engine.py"], variants=["350M"], hardware="h100", extra=["-rs"],
+                    timeout=300)
+    out = run.stdout
+    assert run.ret == 0, out[-3000:]
     assert "needs --lfm-engine" in out and " passed" not in out
 
 

@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from pytest_lfm.hardware import get_hardware
+from pytest_lfm.health import EXIT_SERVER_DOWN
 from pytest_lfm.server.launch import LaunchedServer, LaunchFailed, launch_many, pid_alive
 from pytest_lfm.server.process import marked_pids
 from pytest_lfm.variants import get_variant
@@ -91,7 +92,7 @@ def test_crash_at_start_fails_fast_with_exit_code_and_log(tmp_path: Path, pid_di
     t0 = time.monotonic()
     with pytest.raises(LaunchFailed) as info:
         launch_many([server], timeout=120)
-    assert time.monotonic() - t0 < 15, "did not fail fast"
+    assert time.monotonic() - t0 < 60, "waited for the start-up timeout instead of noticing the exit"
     msg = str(info.value)
     assert "exited with code 3 during start-up" in msg
     assert "Last 50 log lines" in msg and "no kernel image is available" in msg
@@ -117,7 +118,7 @@ def test_ignores_sigterm_gets_sigkill_after_grace(tmp_path: Path, pid_dir: Path,
     launch_many([server], timeout=30)
     t0 = time.monotonic()
     server.stop()
-    assert 1.0 <= time.monotonic() - t0 < 10
+    assert time.monotonic() - t0 >= 1.0  # the grace period was given (a floor: load only adds time)
     assert server.returncode == -signal.SIGKILL
 
 
@@ -175,7 +176,8 @@ def test_print_recipe_without_hardware_says_what_to_do(pytester: pytest.Pytester
     result = pytester.runpytest_subprocess("--lfm-print-recipe", "--lfm-variant=350M")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     err = result.stderr.str()
-    assert "launch mode needs the GPU model" in err and "--lfm-hardware" in err
+    assert "--lfm-print-recipe needs the GPU model" in err and "--lfm-hardware" in err
+    assert "launch mode" not in err
 
 
 def test_launch_with_server_is_a_usage_error(pytester: pytest.Pytester) -> None:
@@ -234,14 +236,14 @@ def test_server_dying_mid_run_is_reported_and_does_not_hang(
     pytester.makepyfile(test_dies=DIES_MID_RUN)
     # loadfile keeps the three ordered checks on one worker; the other worker still attaches to the server
     xdist = ["-n", str(workers), "--dist=loadfile"] if workers else ["-p", "no:xdist"]
-    t0 = time.monotonic()
     result = pytester.runpytest_subprocess("--lfm-launch", "--lfm-hardware=h100", "--lfm-variant=350M", FAKE_OPT,
-                                           "-p", "no:cacheprovider", "-rA", *xdist, "test_dies.py", timeout=120)
-    assert time.monotonic() - t0 < 90
+                                           "-p", "no:cacheprovider", "-rA", *xdist, "test_dies.py",
+                                           timeout=300)  # a hang fails here
     out = result.stdout.str()
-    assert result.ret == 1, out
-    result.assert_outcomes(passed=1, failed=2)
-    assert "lfm server log" in out
+    assert result.ret == EXIT_SERVER_DOWN, out
+    assert result.parseoutcomes() == {"passed": 1, "errors": 1, "not_run": 1}, out
+    assert out.count("lfm: server down: 350M") == 1 and "last check that succeeded" in out
+    assert "last 50 lines" in out
     assert "is no longer running" in out and "simulated crash" in out
     assert TOKEN not in out
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from harness import Suite
 from PIL import Image
 
 from pytest_lfm import bench
@@ -228,7 +229,7 @@ def test_bench_cli_runs_against_reference(reference_url: str, tmp_path: Path, ca
     assert cli_main(["bench", "--server", reference_url, "--hardware", "b300"]) == 2  # needs --variant
 
 
-def test_gpu_gates_skip_cleanly_without_gpu(suite: Any) -> None:
+def test_gpu_gates_skip_cleanly_without_gpu(suite: Suite) -> None:
     run = suite("test_performance.py", variants=("1.2B-Instruct", "VL-450M"))
     outcomes = run.outcomes("test_performance")
     assert outcomes and set(outcomes.values()) == {"skipped"}, outcomes
@@ -237,8 +238,7 @@ def test_gpu_gates_skip_cleanly_without_gpu(suite: Any) -> None:
         assert "GPU check for" in check["message"] or "needs vision" in check["message"], check
 
 
-def test_gate_runs_end_to_end_on_reference_when_asked(suite: Any, monkeypatch: pytest.MonkeyPatch,
-                                                      pytester: pytest.Pytester) -> None:
+def test_gate_runs_end_to_end_on_reference_when_asked(suite: Suite, monkeypatch: pytest.MonkeyPatch) -> None:
     """With a hardware id, LFM_PERF_REFERENCE=1 and a small LFM_PERF_SCALE, the B300 gate measures the
     reference server against the PUBLISHED budget (the reference server is not a random-weight checkpoint),
     records its figures and writes JSON + PNG into the report directory. The check here is the plumbing, not
@@ -254,7 +254,8 @@ def test_gate_runs_end_to_end_on_reference_when_asked(suite: Any, monkeypatch: p
     assert check["properties"]["lfm_statistic"].startswith("published budget b300-1.2B-Instruct-c1")
     assert "TTFT mean" in check["properties"]["lfm_statistic"]
     assert check["properties"]["perf_figures"]["completed"] == 6
-    files = sorted(p.name for p in (pytester.path / "lfm-report" / "performance").iterdir())
+    assert run.report_dir is not None
+    files = sorted(p.name for p in (run.report_dir / "performance").iterdir())
     assert len(files) == 2 and files[0].endswith(".json") and files[1].endswith(".png"), files
 
 

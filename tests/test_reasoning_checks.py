@@ -11,4 +11,4 @@ def test_corpus_has_thirty_cases_per_parser_on_every_version() -> None:
     """At least 30 corpus cases hold on every SGLang version (not version-gated), for both parser names."""
     corpus = [c for c in load_cases("reasoning") if "text" in c.data]
     for parser in REASONING_PARSERS:
-        assert sum(1 for c in corpus if parser in c.data and not c.sglang) >= 30
+        assert sum(1 for c in corpus if parser in c.data and not c.fact) >= 30

@@ -104,7 +104,7 @@ def test_local_model_path() -> None:
 
 
 @pytest.mark.parametrize(("image", "expected_ref", "version"), [
-    (None, "lmsysorg/sglang:v0.5.10", "0.5.10"),
+    (None, "lmsysorg/sglang:dev", None),  # 350M: not named by Liquid's page; the cookbook's dev image
     ("v0.5.17", "lmsysorg/sglang:v0.5.17", "0.5.17"),
     ("dev-cu13", "lmsysorg/sglang:dev-cu13", None),
     ("registry.local:5000/sglang:v0.5.23-cu13", "registry.local:5000/sglang:v0.5.23-cu13", "0.5.23"),
@@ -118,7 +118,29 @@ def test_image_tag_configurable(image: str | None, expected_ref: str, version: s
 
 def test_b300_default_image_is_cu13() -> None:
     recipe = build_recipe(get_variant("350M"), get_hardware("b300"), framing="docker", environ={})
-    assert "lmsysorg/sglang:v0.5.10-cu13" in recipe.argv
+    assert "lmsysorg/sglang:dev-cu13" in recipe.argv
+    recipe = build_recipe(get_variant("1.2B-Instruct"), get_hardware("b300"), framing="docker", environ={})
+    assert "lmsysorg/sglang:v0.5.10-cu13" in recipe.argv  # Liquid's page, verbatim
+
+
+def test_every_variant_says_why_its_image() -> None:
+    from pytest_lfm.variants import load_variants
+
+    for v in load_variants():
+        if v.fixture:
+            continue
+        assert v.recipe.image_tag in ("v0.5.10", "dev"), v.id
+        assert "Liquid's SGLang page" in v.recipe.image_reason, v.id
+        if v.recipe.image_tag == "dev":
+            assert "ships on SGLang main" in v.recipe.image_reason, v.id
+
+
+def test_print_recipe_docker_names_the_image_reason(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest_subprocess("--lfm-print-recipe", "--lfm-variant=350M", "--lfm-hardware=h100",
+                                           "--lfm-framing=docker")
+    assert result.ret == 0, result.stderr.str()
+    out = result.stdout.str()
+    assert "; image dev: " in out.splitlines()[0] and "ships on SGLang main" in out and "lmsysorg/sglang:dev" in out
 
 
 @pytest.mark.parametrize(("version", "flag"), [

@@ -23,6 +23,7 @@ from pytest_lfm.report_diff import (
     run_info,
 )
 from pytest_lfm.reporting import CheckResult, TargetInfo, build_report
+from pytest_lfm.runinfo import RunInfo
 
 SEVEN = ("350M", "1.2B-Instruct", "1.2B-Thinking", "VL-1.6B", "8B-A1B", "24B-A2B", "VL-450M")
 
@@ -44,7 +45,7 @@ def report(outcomes: Outcomes | dict[str, Outcomes], variants: tuple[str, ...] =
                                        outcome=o, duration=0.1, message=m.format(version=version)))
     doc = build_report(infos, results)
     if run is not None:
-        doc["run"] = run
+        doc["run"] = {**RunInfo().as_dict(), **run}  # the full "run" record, with the given fields
     return doc
 
 

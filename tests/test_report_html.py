@@ -14,12 +14,10 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-from pytest_lfm.paths import suite_module
+from harness import clean_env, run_pytest, suite_args
 
 VARIANTS = ("1.2B-Instruct", "VL-1.6B")
 INSTALL = "apt-get install -y chromium"
@@ -65,11 +63,8 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """matrix.html of a run of two variants with one fault (usage_wrong)."""
     chromium()
     base = tmp_path_factory.mktemp("html")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LFM_") and k != "PYTEST_ADDOPTS"}
-    args = [sys.executable, "-m", "pytest", str(suite_module("test_protocol.py")), "--lfm-server=reference",
-            f"--lfm-report={base / 'report'}", "-p", "no:cacheprovider", "-q", "--lfm-reference-fault=usage_wrong"]
-    args += [f"--lfm-variant={v}" for v in VARIANTS]
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env, check=False)
+    args = suite_args(["test_protocol.py"], report_dir=base / "report", variants=VARIANTS, faults=["usage_wrong"])
+    proc = run_pytest(args, cwd=base, env=clean_env())
     html_path = base / "report" / "matrix.html"
     assert html_path.is_file(), proc.stdout[-3000:] + proc.stderr[-3000:]
     return html_path
@@ -87,10 +82,9 @@ def test_matrix_html_in_chromium(page: Path, tmp_path: Path) -> None:
     assert 'data-ready="true"' in dom, "the page's script did not run"
     for v in VARIANTS:
         cell = _cell(dom, "unknown", v)
-        assert "status-failing" in cell and 'data-status="Failing"' in cell, cell
-    not_run = _cell(dom, "h100", "1.2B-Instruct")
-    assert "status-not-run" in not_run
-    assert len(re.findall(r'<td class="cell status-not-run', dom)) == 3 * 7 + 5  # the cookbook grid, less ours
+        assert "status-failed" in cell and 'data-status="Failed"' in cell, cell
+    assert 'data-hardware="h100"' not in dom  # only hardware that ran has a row
+    assert len(re.findall(r'<td class="cell status-not-run', dom)) == 5  # the other variants of our row
     details = re.findall(r'<section class="cell-detail".*?</section>', dom, re.S)
     assert len(details) == 2
     for v, sec in zip(VARIANTS, details, strict=True):
@@ -116,12 +110,12 @@ def test_family_filter_recomputes_cells(page: Path, tmp_path: Path) -> None:
     assert 'data-filtered=""' in dom
     for v in VARIANTS:
         cell = _cell(dom, "unknown", v)
-        assert "status-not-run" in cell and "status-failing" not in cell, cell
+        assert "status-not-run" in cell and "status-failed" not in cell, cell
     hidden = re.findall(r'<li data-family="test_protocol" data-outcome="failed" class="hidden">', dom)
     assert len(hidden) == 4
     dom = browse(with_family_filter(page, "test_protocol", True), tmp_path / "profile2", "--dump-dom").stdout
     assert 'data-filtered="test_protocol"' in dom
-    assert "status-failing" in _cell(dom, "unknown", "VL-1.6B")
+    assert "status-failed" in _cell(dom, "unknown", "VL-1.6B")
 
 
 @pytest.mark.parametrize("ci", ["true", ""])

@@ -8,9 +8,8 @@ with the ``usage_wrong`` fault (the usage arithmetic checks fail) or without fau
 from __future__ import annotations
 
 import json
-import os
+import re
 import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from harness import clean_env, run_pytest, suite_args
 
 from pytest_lfm import expectations
 from pytest_lfm.errors import LfmUsageError
@@ -49,12 +49,8 @@ USAGE_CHECKS = ("test_chat_completion_shape", "test_stream_order")
 def run_protocol(out: Path, *, faults: Iterable[str] = (), extra: Iterable[str] = (),
                  env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run conformance/protocol/test_protocol.py against reference servers for VARIANTS, report into ``out``."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("LFM_") and k != "PYTEST_ADDOPTS"}
-    args = [sys.executable, "-m", "pytest", str(suite_module("test_protocol.py")), "--lfm-server=reference",
-            f"--lfm-report={out}", "-p", "no:cacheprovider", "-q"]
-    args += [f"--lfm-variant={v}" for v in VARIANTS] + [f"--lfm-reference-fault={f}" for f in faults] + list(extra)
-    return subprocess.run(args, capture_output=True, text=True, timeout=600, env={**clean, **(env or {})},
-                          cwd=out.parent, check=False)
+    args = suite_args(["test_protocol.py"], report_dir=out, variants=VARIANTS, faults=faults, extra=extra)
+    return run_pytest(args, cwd=out.parent, env=clean_env(env))
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +78,7 @@ def test_faulty_run_writes_all_three_files(faulty: tuple[Path, subprocess.Comple
     assert [c["variant"] for c in report["cells"]] == list(VARIANTS)
     for cell in report["cells"]:
         assert cell["key"] == f"unknown/{cell['variant']}/bf16/tp1/1"
-        assert cell["status"] == "Failing"
+        assert cell["status"] == "Failed"
         assert cell["counts"]["failed"] == 2 and cell["counts"]["passed"] >= 5
         failed = {c["check"] for c in cell["checks"] if c["outcome"] == "failed"}
         assert failed == {f"test_protocol.py::{n}" for n in USAGE_CHECKS}
@@ -97,7 +93,9 @@ def test_faulty_run_writes_all_three_files(faulty: tuple[Path, subprocess.Comple
     assert env["gpu"] == gpu_info()
     assert env["plugin_version"] and env["time"] and env["python"]
     md = (base / "report" / "matrix.md").read_text()
-    assert "| unknown |" in md and "**Failing** (" in md and "Not run" in md
+    assert "| hardware not declared |" in md and "**Failed** (" in md and "Not run" in md
+    assert "| unknown |" not in md and "| h100 |" not in md  # only rows that ran
+    assert "Selection: paths" in md  # the run named one module: every cell is at most Partial
     assert "test_stream_order[VL-1.6B]" in md
     html_text = (base / "report" / "matrix.html").read_text()
     assert "<script src" not in html_text and "<link" not in html_text and "http://" not in html_text.split(
@@ -124,7 +122,7 @@ def test_junitxml_carries_variant_hardware_and_version(faulty: tuple[Path, subpr
         assert props["lfm_variant"] in VARIANTS, props
         assert props["lfm_hardware"] == "unknown"
         assert props["lfm_sglang_version"] == "0.5.23"
-        assert props["lfm_target"] in case.get("name", "")
+        assert str(props["lfm_target"]) in (case.get("name") or "")
 
 
 def test_known_failures_as_data_xfail_and_unexpected_pass(tmp_path: Path) -> None:
@@ -134,8 +132,8 @@ def test_known_failures_as_data_xfail_and_unexpected_pass(tmp_path: Path) -> Non
     kf = tmp_path / "kf.toml"
     kf.write_text(
         '[[known_failure]]\ncheck = "test_protocol.py::test_chat_completion_shape"\nvariants = ["VL-*"]\n'
-        'sglang = ">=0.5"\nreason = "usage arithmetic off by one (test entry)"\nlink = "https://example.org/1"\n'
-        '[[known_failure]]\ncheck = "test_protocol.py::test_stream_*"\nsglang = "<0.5"\n'
+        'reason = "usage arithmetic off by one (test entry)"\nlink = "https://example.org/1"\n'
+        '[[known_failure]]\ncheck = "test_protocol.py::test_stream_*"\nfact = "!lfm2-robust-detector"\n'
         'reason = "applies to old versions only (test entry)"\nlink = "https://example.org/2"\n')
     env = {expectations.ENV_VAR: str(kf)}
     proc = run_protocol(tmp_path / "faulty", faults=["usage_wrong"], env=env)
@@ -154,14 +152,15 @@ def test_known_failures_as_data_xfail_and_unexpected_pass(tmp_path: Path) -> Non
     by = {c["nodeid"].split("::")[-1]: c for c in _checks(report)}
     assert by["test_chat_completion_shape[VL-1.6B]"]["outcome"] == "xpassed", proc.stdout[-3000:]
     cells = {c["variant"]: c["status"] for c in report["cells"]}
-    assert cells == {"1.2B-Instruct": "Verified", "VL-1.6B": "Failing"}
+    assert cells["VL-1.6B"] == "Failed"  # a known failure that passed
+    assert re.fullmatch(r"Partial \((\d+) of \1 checks\)", cells["1.2B-Instruct"]), cells  # one module given
     fixes = diff_reports(load_report(tmp_path / "faulty"), report).fixes
     assert any("test_chat_completion_shape[VL-1.6B]" in f.nodeid and f.new == "xpassed" for f in fixes)
 
 
 def test_known_failure_for_missing_check_is_a_usage_error(tmp_path: Path) -> None:
     kf = tmp_path / "kf.toml"
-    kf.write_text('[[known_failure]]\ncheck = "test_protocol.py::test_no_such_check"\nsglang = ">=0"\n'
+    kf.write_text('[[known_failure]]\ncheck = "test_protocol.py::test_no_such_check"\n'
                   'reason = "points at nothing (test entry)"\nlink = "https://example.org/3"\n')
     proc = run_protocol(tmp_path / "r", env={expectations.ENV_VAR: str(kf)})
     assert proc.returncode == 4, proc.stdout + proc.stderr
@@ -200,7 +199,7 @@ def test_cells_use_the_cookbook_axes_from_server_args() -> None:
     cell = build_report([info], [])["cells"][0]
     assert (cell["quantization"], cell["strategy"], cell["nodes"]) == ("fp8", "tp2", 2)
     assert cell["key"] == "h100/1.2B-Instruct/fp8/tp2/2"
-    assert cell["status"] == "Not run"
+    assert cell["status"] == "Partial (0 of 0 checks)"
 
 
 def test_redact_hides_secrets_but_not_tokenizer_path() -> None:
@@ -232,11 +231,56 @@ def test_check_name_strips_target_and_suite_prefix() -> None:
 
 @pytest.mark.parametrize(("counts", "status"), [
     ({"passed": 3}, "Verified"), ({"passed": 3, "xfailed": 1, "skipped": 2}, "Verified"),
-    ({"passed": 3, "failed": 1}, "Failing"), ({"error": 1}, "Failing"), ({"passed": 1, "xpassed": 1}, "Failing"),
-    ({"skipped": 4}, "Not run"), ({}, "Not run"),
+    ({"passed": 3, "failed": 1}, "Failed"), ({"error": 1}, "Failed"), ({"passed": 1, "xpassed": 1}, "Failed"),
+    ({"skipped": 4}, "Partial (0 of 4 checks)"), ({}, "Partial (0 of 0 checks)"),
 ])
 def test_cell_status(counts: dict[str, int], status: str) -> None:
     assert cell_status(counts) == status
+
+
+@pytest.mark.parametrize(("kwargs", "status"), [
+    ({"weights": "reference"}, "Passed (reference server)"),
+    ({"weights": "random"}, "Passed (random weights)"),
+    ({"hardware_confirmed": False}, "Passed (hardware not confirmed)"),
+    ({"complete": False, "planned": 340}, "Partial (3 of 340 checks)"),
+    ({"complete": False, "interrupted": True, "planned": 340}, "Interrupted"),
+    ({"complete": False, "server_down": True}, "Server down"),
+])
+def test_cell_status_says_what_was_verified(kwargs: dict[str, Any], status: str) -> None:
+    assert cell_status({"passed": 3}, **kwargs) == status
+
+
+def test_report_records_selection_and_completeness() -> None:
+    from collections import Counter
+
+    from pytest_lfm.runinfo import RunInfo, Selection
+
+    run = RunInfo(selection=Selection(keyword="tool", deselected=242), collected=Counter({"1.2B-Instruct": 340}),
+                  selected=Counter({"1.2B-Instruct": 98}))
+    results = [_result(f"test_{i}", "passed") for i in range(98)]
+    report = build_report([_info(hardware_confirmed=True)], results, run)
+    validate_report(report)
+    cell = report["cells"][0]
+    assert cell["status"] == "Partial (98 of 340 checks)" and cell["complete"] is False
+    assert report["run"]["selection"]["keyword"] == "tool" and report["run"]["filtered"] is True
+    md = render_matrix(report)
+    assert "Selection: -k 'tool', 242 deselected (cells are Partial)" in md
+    whole = RunInfo(collected=Counter({"1.2B-Instruct": 98}), selected=Counter({"1.2B-Instruct": 98}))
+    assert build_report([_info(hardware_confirmed=True)], results, whole)["cells"][0]["status"] == "Verified"
+    assert build_report([_info(weights="reference")], results, whole)["cells"][0]["status"] == \
+        "Passed (reference server)"
+    whole.interrupted = True
+    assert build_report([_info(hardware_confirmed=True)], results[:5], whole)["cells"][0]["status"] == "Interrupted"
+
+
+def test_matrix_lists_each_known_failure_once_with_its_cells() -> None:
+    results = [_result("test_k", "xfailed", target=v, message="upstream bug (https://example.org/1)")
+               for v in ("1.2B-Instruct", "350M", "VL-1.6B")]
+    report = build_report([_info(v) for v in ("1.2B-Instruct", "350M", "VL-1.6B")], results)
+    md = render_matrix(report)
+    known = md.split("## Known failures")[1]
+    assert known.count("test_protocol.py::test_k") == 1, known
+    assert "h100 / 1.2B-Instruct, h100 / 350M, h100 / VL-1.6B" in known
 
 
 def test_matrix_md_has_cookbook_shape() -> None:
@@ -248,10 +292,11 @@ def test_matrix_md_has_cookbook_shape() -> None:
     assert header.split(" | ")[1:8] == ["8B-A1B", "1.2B-Instruct", "1.2B-Thinking", "350M", "1.2B-JP-202606",
                                         "VL-1.6B", "VL-450M |"]
     rows = {line.split(" | ")[0].strip("| "): line for line in md.splitlines() if line.startswith("| ")}
-    assert set(rows) >= {"h100", "h200", "b200"}
-    assert "**Failing** (1 passed, 1 failed)" in rows["h100"]
-    assert "**Not run** (0 passed, 1 skipped)" in rows["b200"]
-    assert rows["h200"].count("Not run") == 7
+    assert set(rows) == {"hardware", "h100", "b200"}  # only the hardware that ran: no empty h200 row
+    assert "**Failed** (1 passed, 1 failed)" in rows["h100"]
+    assert "**Partial (0 of 1 checks)** (0 passed, 1 skipped)" in rows["b200"]
+    unknown = render_matrix(build_report([_info(hardware="unknown")], [_result("test_a", "passed")]))
+    assert "| hardware not declared |" in unknown and "UNKNOWN" not in unknown.upper().replace("UNKNOWN)", "")
     assert "bad \\| pipe · Expected: 1" in md  # the pipe cannot break the table
 
 
@@ -277,7 +322,7 @@ def test_merge_combines_gpus_into_one_matrix(tmp_path: Path) -> None:
     h100 = cells["h100/1.2B-Instruct/bf16/tp1/1"]
     assert {r["check"]: r["outcome"] for r in h100["checks"]} == {"test_protocol.py::test_a": "failed",
                                                                   "test_protocol.py::test_b": "passed"}
-    assert h100["status"] == "Failing"
+    assert h100["status"] == "Failed"
     assert len(warnings) == 1 and "a.json" in warnings[0] and "c.json" in warnings[0]
     assert [m["source"] for m in merged["environment"]["merged_from"]] == ["a.json", "b.json", "c.json"]
 
@@ -304,7 +349,7 @@ def _kf(tmp_path: Path, body: str) -> Path:
     return path
 
 
-ENTRY = ('[[known_failure]]\ncheck = "{check}"\nsglang = "{sglang}"\nreason = "a reason long enough"\n'
+ENTRY = ('[[known_failure]]\ncheck = "{check}"\n{fact}reason = "a reason long enough"\n'
          'link = "https://example.org/x"\n{extra}')
 
 
@@ -313,16 +358,17 @@ def test_shipped_known_failures_file_is_valid() -> None:
     expectations.load_file(expectations.default_path())
 
 
-@pytest.mark.parametrize(("check", "sglang", "extra", "error"), [
-    ("test_protocol.py::test_nope", ">=0", "", "matches no check in the suite"),
-    ("test_protocol.py::test_health", "0.5.x", "", "not a PEP 440 specifier"),
-    ("test_protocol.py::test_health", ">=0", 'variants = ["9B-Nope"]\n', "matches no known variant"),
-    ("test_health", ">=0", "", "does not match"),
-    ("test_protocol.py::test_health", ">=0", 'severity = "high"\n', "Additional properties"),
+@pytest.mark.parametrize(("check", "fact", "extra", "error"), [
+    ("test_protocol.py::test_nope", "", "", "matches no check in the suite"),
+    ("test_protocol.py::test_health", 'fact = "no-such-fact"\n', "", "unknown SGLang release fact"),
+    ("test_protocol.py::test_health", 'sglang = "<0.5.18"\n', "", "Additional properties"),
+    ("test_protocol.py::test_health", "", 'variants = ["9B-Nope"]\n', "matches no known variant"),
+    ("test_health", "", "", "does not match"),
+    ("test_protocol.py::test_health", "", 'severity = "high"\n', "Additional properties"),
 ])
-def test_bad_known_failure_entries_are_reported(tmp_path: Path, check: str, sglang: str, extra: str,
+def test_bad_known_failure_entries_are_reported(tmp_path: Path, check: str, fact: str, extra: str,
                                                error: str) -> None:
-    path = _kf(tmp_path, ENTRY.format(check=check, sglang=sglang, extra=extra))
+    path = _kf(tmp_path, ENTRY.format(check=check, fact=fact, extra=extra))
     with pytest.raises(LfmUsageError, match=error) as info:
         expectations.load_file(path)
     assert str(path) in str(info.value)
@@ -330,13 +376,15 @@ def test_bad_known_failure_entries_are_reported(tmp_path: Path, check: str, sgla
 
 def test_known_failure_patterns_match_check_names(tmp_path: Path) -> None:
     checks = frozenset({"test_t.py::test_a", "test_t.py::test_b"})
-    path = _kf(tmp_path, ENTRY.format(check="test_t.py::test_a[case-1]", sglang="<0.5.18",
+    path = _kf(tmp_path, ENTRY.format(check="test_t.py::test_a[case-1]", fact='fact = "!lfm2-robust-detector"\n',
                                       extra='variants = ["8B-A1B", "1.2B-Th*"]\n'))
     (entry,) = expectations.load_file(path, checks)
     assert entry.matches("test_t.py::test_a[case-1]", "test_t.py::test_a")
     assert not entry.matches("test_t.py::test_a[case-2]", "test_t.py::test_a")
     assert entry.applies_to_variant("1.2B-Thinking") and not entry.applies_to_variant("350M")
-    path = _kf(tmp_path, ENTRY.format(check="test_t.py::test_*", sglang=">=0", extra=""))
+    assert entry.applies_to_version("0.5.18") and not entry.applies_to_version("0.5.19")
+    assert not entry.applies_to_version(None)  # an unknown version counts as the newest release
+    path = _kf(tmp_path, ENTRY.format(check="test_t.py::test_*", fact="", extra=""))
     (entry,) = expectations.load_file(path, checks)
     assert entry.matches("test_t.py::test_b[x]", "test_t.py::test_b")
 

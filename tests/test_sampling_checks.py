@@ -3,12 +3,14 @@ tests/test_faults.py); the row whose message is the SDK's own is shown here."""
 
 from __future__ import annotations
 
-from typing import Any
+from harness import Suite, SuiteRun
+
+from pytest_lfm.server.reference import ReferenceProcess
 
 MODULE = "test_sampling.py"
 
 
-def test_preset_check_fails_when_extra_body_rejected(suite: Any) -> None:
+def test_preset_check_fails_when_extra_body_rejected(suite: Suite) -> None:
     """The SDK-based preset check (lfm_chat sends extra_body) fails when the server refuses the fields."""
     run = suite(MODULE, faults=["extra_body_rejected"], extra=["-k", "test_recommended_preset_accepted"])
     outcome = run.outcome("test_recommended_preset_accepted[1.2B-Instruct]")
@@ -19,28 +21,19 @@ def test_preset_check_fails_when_extra_body_rejected(suite: Any) -> None:
 DEFAULTS = {"temperature": 0.3, "top_k": 20, "repetition_penalty": 1.3}
 
 
-def _declared(pytester: Any, faults: tuple[str, ...]) -> Any:
-    from conftest import run_suite
-    from pytest_lfm.server.reference import ReferenceProcess
-
-    proc = ReferenceProcess("1.2B-Instruct", faults, sampling_defaults=DEFAULTS)
-    proc.spawn()
-    try:
-        proc.wait_ready()
-        return run_suite(pytester, [MODULE], server=f"1.2B-Instruct={proc.base_url}",
-                         extra=["-k", "omitted"])
-    finally:
-        proc.stop()
+def _declared(suite: Suite, faults: tuple[str, ...]) -> SuiteRun:
+    with ReferenceProcess("1.2B-Instruct", faults, sampling_defaults=DEFAULTS) as proc:
+        return suite(MODULE, server=f"1.2B-Instruct={proc.base_url}", extra=["-k", "omitted"])
 
 
-def test_declared_defaults_check_catches_ignored_defaults(pytester: Any) -> None:
+def test_declared_defaults_check_catches_ignored_defaults(suite: Suite) -> None:
     """With --sampling-defaults the omitted-fields checks pass on a correct server (and record where they read
     the defaults), and fail when the server ignores them (sampling_defaults_ignored)."""
-    good = _declared(pytester, ())
+    good = _declared(suite, ())
     good.assert_passes("test_omitted_fields_get_declared_defaults")
     good.assert_passes("test_omitted_repetition_penalty_gets_declared_default")
     props = [c.get("properties", {}) for c in good.checks]
     assert any("preferred_sampling_params" in str(p.get("sampling_defaults")) for p in props), props
-    bad = _declared(pytester, ("sampling_defaults_ignored",))
+    bad = _declared(suite, ("sampling_defaults_ignored",))
     bad.assert_fails("test_omitted_fields_get_declared_defaults[1.2B-Instruct]", "declared defaults")
     bad.assert_fails("test_omitted_repetition_penalty_gets_declared_default[1.2B-Instruct]", "declared default 1.3")

@@ -8,37 +8,23 @@ reasoning answer fails, naming the content it lost."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import pytest
+from harness import Suite, SuiteRun
 
-from conftest import SuiteRun, run_suite
 from pytest_lfm.server.reference import ReferenceProcess
 
 MODULE = "test_streaming.py"
 
 
-@contextmanager
-def reference(variant: str, interval: int, faults: tuple[str, ...] = ()) -> Iterator[ReferenceProcess]:
-    proc = ReferenceProcess(variant, faults, stream_interval=interval)
-    proc.spawn()
-    try:
-        proc.wait_ready()
-        yield proc
-    finally:
-        proc.stop()
-
-
-def _run(pytester: pytest.Pytester, variant: str, interval: int, faults: tuple[str, ...] = (),
+def _run(suite: Suite, variant: str, interval: int, faults: tuple[str, ...] = (),
          extra: tuple[str, ...] = ()) -> SuiteRun:
-    with reference(variant, interval, faults) as proc:
-        return run_suite(pytester, [MODULE], server=f"{variant}={proc.base_url}", extra=extra)
+    with ReferenceProcess(variant, faults, stream_interval=interval) as proc:
+        return suite(MODULE, server=f"{variant}={proc.base_url}", extra=list(extra))
 
 
 @pytest.mark.parametrize("interval", [3, 4])
-def test_streaming_family_passes_at_several_tokens_per_chunk(pytester: pytest.Pytester, interval: int) -> None:
-    run = _run(pytester, "1.2B-Thinking", interval)
+def test_streaming_family_passes_at_several_tokens_per_chunk(suite: Suite, interval: int) -> None:
+    run = _run(suite, "1.2B-Thinking", interval)
     assert run.ret == 0, run.stdout[-3000:]
     passed = [c for c in run.checks if c["outcome"] == "passed"]
     assert len(passed) >= 8, run.stdout[-3000:]
@@ -46,9 +32,9 @@ def test_streaming_family_passes_at_several_tokens_per_chunk(pytester: pytest.Py
     assert reported == {interval}, reported
 
 
-def test_chunk_invariance_at_several_tokens_per_chunk(pytester: pytest.Pytester) -> None:
+def test_chunk_invariance_at_several_tokens_per_chunk(suite: Suite) -> None:
     """stream_chunk_tail_dropped: text after </think> in the same chunk is lost, so the streamed content
     differs from the non-streamed one at 4 tokens per chunk (at 1 the fault is invisible)."""
-    run = _run(pytester, "1.2B-Thinking", 4, ("stream_chunk_tail_dropped",), ("-k", "reasoning_no_tools"))
+    run = _run(suite, "1.2B-Thinking", 4, ("stream_chunk_tail_dropped",), ("-k", "reasoning_no_tools"))
     run.assert_fails("test_stream_matches_non_stream[1.2B-Thinking-reasoning_no_tools]", "content",
                      "stream_interval=4")

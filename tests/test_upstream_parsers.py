@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
+from harness import Suite
 
 from pytest_lfm.server.reference import ReferenceProcess
 
@@ -51,10 +52,7 @@ def sglang_tree(version: str) -> Path:
 
 
 def _started(tree: Path) -> ReferenceProcess:
-    proc = ReferenceProcess("8B-A1B", sglang_dir=str(tree))
-    proc.spawn()
-    proc.wait_ready(timeout=60)
-    return proc
+    return ReferenceProcess("8B-A1B", sglang_dir=str(tree)).start(timeout=60)
 
 
 # ------------------------------------------------------------------------------------------ recorded 0.5.17
@@ -140,7 +138,7 @@ def broken_copy(tree: Path, dst: Path) -> Path:
 
 
 @pytest.mark.parametrize("version", ["0.5.23", "0.5.17"])
-def test_broken_upstream_detector_fails_named_checks(suite: Any, tmp_path: Path, version: str) -> None:
+def test_broken_upstream_detector_fails_named_checks(suite: Suite, tmp_path: Path, version: str) -> None:
     """Checks that cover non-ASCII arguments and parallel calls fail on the broken copy; a single
     ASCII call still passes (so the failures come from the sabotage, not from the wiring)."""
     tree = broken_copy(sglang_tree(version), tmp_path / f"broken-{version}")
@@ -172,7 +170,7 @@ def test_moved_module_error_names_module_and_version(tmp_path: Path) -> None:
         assert text in r.stderr, f"{text!r} not in:\n{r.stderr}"
 
 
-def test_reference_parsers_without_tree_is_usage_error(suite: Any, tmp_path: Path) -> None:
+def test_reference_parsers_without_tree_is_usage_error(suite: Suite, tmp_path: Path) -> None:
     """--lfm-reference-parsers pointing at no sglang tree stops the run before any check, naming the
     install script."""
     run = suite("test_protocol.py", extra=[f"--lfm-reference-parsers={tmp_path / 'nowhere'}", "-k", "health"])

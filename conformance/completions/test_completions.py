@@ -1,6 +1,6 @@
-"""``/v1/completions`` on every variant (the only endpoint for Base, cookbook §3.5), and chat on Base.
+"""``/v1/completions`` on every variant (the only endpoint for Base, §11.3), and chat on Base.
 
-Every check cites ``sglang-lfm2-behaviour.md``; wire shapes follow the recorded SGLang 0.5.17 responses
+Every check cites ``docs/sglang-behaviour.md``; wire shapes follow the recorded SGLang 0.5.17 responses
 (``comp_*`` probes).
 """
 
@@ -13,9 +13,8 @@ import pytest
 
 from pytest_lfm.assertions import expect_equal, expect_status, expect_true, fail
 from pytest_lfm.client import LfmHttp
+from pytest_lfm.inputs import SEED_PROMPT
 from pytest_lfm.server.base import Target
-
-SEED_PROMPT = "The capital of France is"  # cookbook §3.5
 
 
 def complete(http: LfmHttp, target: Target, **fields: Any) -> dict[str, Any]:
@@ -28,7 +27,7 @@ def complete(http: LfmHttp, target: Target, **fields: Any) -> dict[str, Any]:
 def test_capital_of_france(lfm_http: LfmHttp, lfm_target: Target,
                            record_property: Callable[[str, object], None]) -> None:
     """With real weights, the seed's prompt "The capital of France is" is continued with Paris: greedy,
-    32 tokens, the text mentions "Paris" (1 of 1, greedy is deterministic) (cookbook §3.5; §3.2)."""
+    32 tokens, the text mentions "Paris" (1 of 1, greedy is deterministic) (§11.3; §3.2)."""
     text = complete(lfm_http, lfm_target, temperature=0, max_tokens=32)["choices"][0]["text"]
     record_property("lfm_statistic", "greedy, 1 of 1 completions must mention Paris")
     expect_true("the completion names the capital", "paris" in text.lower(), "a text mentioning Paris", text)
@@ -135,7 +134,7 @@ def test_chat_on_base_as_documented(lfm_http: LfmHttp, lfm_target: Target,
     """Chat against a checkpoint without post-training behaves as SGLang documents: LFM2.5 Base ships a
     ChatML-style template, so chat answers 200 with an (un-instructed) assistant message; a checkpoint
     without any template answers 400 from ``apply_chat_template`` ("chat_template is not set"). Never a
-    5xx (§5 "No chat template"; cookbook §3.5)."""
+    5xx (§5 "No chat template"; §11.3)."""
     r = lfm_http.post("/v1/chat/completions", lfm_http.chat_body([{"role": "user", "content": "Hello"}],
                                                                   temperature=0, max_tokens=8))
     expect_status("chat on a Base checkpoint", (200, 400), r.status_code, r.text)

@@ -12,7 +12,7 @@ As a user of the offline engine would, the checks render chats with the engine's
 ``FunctionCallParser`` / ``ReasoningParser`` to the text: the engine returns raw text, the parsers run
 only in the HTTP layer. Every proof holds on a random-weight fixture checkpoint (forced outputs,
 sampler semantics), except the content check that needs real weights. GPU-marked: runs only when the
-hardware is known (``--lfm-hardware`` or nvidia-smi). Sections cite ``sglang-lfm2-behaviour.md``.
+hardware is known (``--lfm-hardware`` or nvidia-smi). Sections cite ``docs/sglang-behaviour.md``.
 """
 
 from __future__ import annotations
@@ -30,16 +30,13 @@ from pytest_lfm.cases import Case, load_cases
 from pytest_lfm.engine import EngineHandle, EngineResult, project_tool_calls, strip_eos
 from pytest_lfm.hardware import hardware_ids
 from pytest_lfm.imageserver import images_dir
+from pytest_lfm.inputs import PROSE, REPEAT_PROMPTS, SEED_PROMPT, WEATHER_Q
 from pytest_lfm.server.base import Target
 
 pytestmark = pytest.mark.lfm_hardware(*hardware_ids())
 
 SEEDS = (11, 23, 37, 41)
 MAX_NEW = 16
-PROSE = "Write two sentences about a river valley in spring."
-SEED_PROMPT = "The capital of France is"  # cookbook §3.5
-REPEAT_PROMPTS = ("ab ab ab ab ab ab ab ab ab ab ab ab", "the cat, the cat, the cat, the cat, the cat,")
-WEATHER_Q = [{"role": "user", "content": "What is the weather like in Paris right now?"}]
 TOOLS = [
     {"type": "function", "function": {
         "name": "get_weather", "description": "Get the current weather for a location",
@@ -50,7 +47,7 @@ TOOLS = [
         "parameters": {"type": "object", "properties": {"query": {"type": "string"}, "limit": {"type": "integer"}},
                        "required": ["query"]}}},
 ]
-THINKING_OFF = {"enable_thinking": False}
+THINKING_OFF: dict[str, Any] = {"enable_thinking": False}
 # LFM2-VL takes 64-256 tokens per image tile; half of one tile is a safe lower bound (as test_vision.py).
 MIN_IMAGE_TOKENS = 32
 IMAGE = "red.png"
@@ -157,7 +154,8 @@ def test_engine_forced_tool_calls_parse(lfm_engine: EngineHandle, lfm_target: Ta
     parse of it gives the two calls and the text before them; and SGLang's own ``FunctionCallParser`` with
     the engine's ``tool_call_parser`` (what an offline user applies) gives the same calls and
     ``normal_text`` (§1.2 format, §1.3 text before a call, §1.5 constraints, §5)."""
-    expected = [{"name": "get_weather", "arguments": {"location": "São Paulo", "unit": "celsius"}},
+    expected: list[dict[str, Any]] = [
+                {"name": "get_weather", "arguments": {"location": "São Paulo", "unit": "celsius"}},
                 {"name": "search", "arguments": {"query": 'a \\d+ "quoted" path C:\\tmp', "limit": 3}}]
     forced = "Looking it up. " + lfm2.render_tool_calls([(c["name"], c["arguments"]) for c in expected])
     result = lfm_engine.chat(WEATHER_Q, tools=TOOLS, sampling_params=forced_params(forced), **THINKING_OFF)
@@ -201,7 +199,7 @@ def test_engine_forced_reasoning_split(lfm_engine: EngineHandle, lfm_target: Tar
 
 @pytest.mark.lfm_requires("completions")
 def test_engine_completion_length_accounting(lfm_engine: EngineHandle) -> None:
-    """A raw prompt (the completion path, the only one for Base, cookbook §3.5) with ``max_new_tokens=12``
+    """A raw prompt (the completion path, the only one for Base, §11.3) with ``max_new_tokens=12``
     and ``ignore_eos`` stops on length: ``meta_info.finish_reason.type == "length"``,
     ``completion_tokens == 12``, ``prompt_tokens > 0`` (§3.2; §12 usage arithmetic)."""
     result = lfm_engine.generate(SEED_PROMPT, {"temperature": 0, "max_new_tokens": 12, "ignore_eos": True})
@@ -214,7 +212,7 @@ def test_engine_completion_length_accounting(lfm_engine: EngineHandle) -> None:
 @pytest.mark.lfm_requires("completions", "real_weights")
 def test_engine_capital_of_france(lfm_engine: EngineHandle, record_property: Callable[[str, object], None]) -> None:
     """With real weights, the seed's prompt "The capital of France is" is continued with Paris: greedy, 32
-    tokens (1 of 1, greedy is deterministic) (cookbook §3.5; §3.2)."""
+    tokens (1 of 1, greedy is deterministic) (§11.3; §3.2)."""
     text = lfm_engine.generate(SEED_PROMPT, {"temperature": 0, "max_new_tokens": 32}).text
     record_property("lfm_statistic", "greedy, 1 of 1 completions must mention Paris")
     expect_true("the completion names the capital", "paris" in text.lower(), "a text mentioning Paris", text)

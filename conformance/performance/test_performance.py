@@ -32,7 +32,7 @@ Knobs (environment variables; no new pytest options):
   plugin's own tests to exercise the harness.
 
 With ``--lfm-report=DIR`` each run writes ``DIR/performance/<target>-<check>.json`` (every request's
-timings) and a latency plot ``.png`` next to it. Sections: issue 10; anchors.md §1.7 and §5.
+timings) and a latency plot ``.png`` next to it. Sections: issue 10; §13.
 """
 
 from __future__ import annotations
@@ -88,9 +88,9 @@ def perf_scale() -> float:
 
 
 def _guard_reference(target: Target) -> None:
-    if target.is_engine:  # the benchmark drives the HTTP API (as the plugin skips lfm_http checks there)
+    if not target.has_http:  # the benchmark drives the HTTP API (as the plugin skips lfm_http checks there)
         pytest.skip(HTTP_SKIP + " (the benchmark sends HTTP requests)")
-    if target.is_reference and os.environ.get("LFM_PERF_REFERENCE", "") not in ("1", "true", "yes"):
+    if target.is_test_double and os.environ.get("LFM_PERF_REFERENCE", "") not in ("1", "true", "yes"):
         pytest.skip("performance checks measure GPU servers; the reference server is a CPU test double "
                     "(set LFM_PERF_REFERENCE=1 to exercise the harness against it)")
 
@@ -172,7 +172,7 @@ def calibrated_budget(row: Budget, calibration: BenchResult, slack: float = CALI
 def test_perf_budget(lfm_target: Target, lfm_config: LfmConfig, record_property: Any, request: pytest.FixtureRequest,
                      hardware: str, concurrency: int) -> None:
     """Published TTFT / TPOT / output throughput for this GPU, variant and concurrency, within slack
-    (anchors.md §5; Liquid's B300 figures; issue 10); on random weights a self-calibrated budget that
+    (§13; Liquid's B300 figures; issue 10); on random weights a self-calibrated budget that
     checks the instrument and the gate instead (issue 21)."""
     _guard_reference(lfm_target)
     rows = BUDGETS.find(hardware, lfm_target.variant.id, concurrency)

@@ -1,6 +1,6 @@
 """Protocol conformance: endpoints, response shapes, streaming order and usage arithmetic.
 
-Every check cites the section of ``sglang-lfm2-behaviour.md`` it relies on.
+Every check cites the section of ``docs/sglang-behaviour.md`` it relies on.
 """
 
 from __future__ import annotations

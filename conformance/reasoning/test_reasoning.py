@@ -26,6 +26,7 @@ from pytest_lfm.assertions import expect_equal, expect_true, fail
 from pytest_lfm.cases import Case, load_cases
 from pytest_lfm.client import LfmHttp, StreamResult, message_of
 from pytest_lfm.lfm2 import BOT, EOT, THINK_END, THINK_START, render_tool_calls
+from pytest_lfm.releases import has_fact
 from pytest_lfm.server.base import Target
 from pytest_lfm.variants import Variant
 
@@ -36,7 +37,7 @@ WEATHER_TOOL = {"type": "function", "function": {
     "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}}}
 MAX_TOKENS = 256  # room to close the think block and answer on the reference server
 TRUNCATE_AT = 24  # inside any think block: past "<think>", before "</think>"
-THINKING_OFF = {"enable_thinking": False}
+THINKING_OFF: dict[str, Any] = {"enable_thinking": False}
 FORCED = [c for c in load_cases("reasoning") if "raw" in c.data]
 TAGS = (THINK_START, THINK_END)
 MARKUP = (BOT, EOT, "get_weather(")
@@ -179,16 +180,18 @@ def test_stream_reasoning_false_sends_one_delta(lfm_http: LfmHttp, lfm_target: T
                                                 record_property: Any) -> None:
     """``stream_reasoning=false``: the reasoning arrives in exactly one delta, before any content, equal to the
     non-streaming reasoning, and the content deltas still concatenate to the non-streaming content (§2).
-    Before 0.5.23 that delta keeps the raw ``<think>`` tag (recorded on 0.5.17): tolerated there, and
-    pinned by the forced case ``stream-reasoning-false-one-delta`` (strict xfail on <0.5.23)."""
+    Before release fact ``stream-reasoning-false-strips-think`` (0.5.18) that delta keeps the raw ``<think>``
+    tag (recorded on 0.5.17): tolerated there, and pinned by the forced case
+    ``stream-reasoning-false-one-delta`` (a strict known failure there)."""
     stream = _stream(lfm_http, QUESTION, **_greedy(stream_reasoning=False))
     pieces = [d["reasoning_content"] for d in stream.deltas() if d.get("reasoning_content")]
     expected = message_of(natural).get("reasoning_content") or ""
     expect_equal("number of reasoning deltas with stream_reasoning=false", 1, len(pieces),
                  {"reasoning deltas": pieces[:5]})
     _expect_reasoning_first("reasoning order with stream_reasoning=false", stream)
-    if pieces[0] == THINK_START + expected and not lfm_target.version_matches(">=0.5.23"):
-        record_property("lfm_known_gap", "stream_reasoning=false delta starts with the raw <think> tag (<0.5.23)")
+    if pieces[0] == THINK_START + expected and not has_fact("stream-reasoning-false-strips-think", lfm_target.version):
+        record_property("lfm_known_gap", "stream_reasoning=false delta starts with the raw <think> tag "
+                                         "(!stream-reasoning-false-strips-think)")
     else:
         expect_equal("the one reasoning delta", expected, pieces[0])
     expect_equal("content with stream_reasoning=false", message_of(natural).get("content") or "", stream.content)
@@ -222,6 +225,9 @@ def test_truncated_thinking_is_all_reasoning(lfm_http: LfmHttp, stream: bool) ->
     """``max_tokens`` hit inside the think block: ``finish_reason`` "length", everything in
     ``reasoning_content`` and empty content (§2: no ``</think>`` means truncated reasoning)."""
     fields = {"temperature": 0, "max_tokens": TRUNCATE_AT}
+    finish: str | None
+    reasoning: str | None
+    content: str | None
     if stream:
         s = _stream(lfm_http, QUESTION, **fields)
         finish, reasoning, content = s.finish_reason, s.reasoning, s.content
@@ -332,7 +338,7 @@ def _calls(tool_calls: list[dict[str, Any]]) -> list[tuple[str, Any]]:
             args = json.loads(fn.get("arguments") or "")
         except ValueError:
             args = fn.get("arguments")
-        out.append((fn.get("name"), args))
+        out.append((str(fn.get("name")), args))
     return out
 
 
@@ -349,6 +355,9 @@ def test_tool_call_after_reasoning_forced(lfm_http: LfmHttp, lfm_variant: Varian
     if stream:
         s = _stream(lfm_http, WEATHER, **body)
         _expect_reasoning_first("streamed order of reasoning and the tool call", s)
+        reasoning: str | None
+        content: str | None
+        finish: str | None
         reasoning, content, calls, finish = s.reasoning, s.content, s.tool_calls(), s.finish_reason
     else:
         r = lfm_http.chat(WEATHER, **body)
@@ -368,7 +377,7 @@ def test_tool_call_after_reasoning_natural(lfm_http: LfmHttp, lfm_target: Target
     the tool; the call is in ``tool_calls`` and no tool-call markup or think tag is in content or
     reasoning_content (§2, §5). Needs meaningful model output: real weights or the reference server
     (a random-weight model never closes its think block)."""
-    if not (lfm_target.is_reference or lfm_target.real_weights):
+    if not lfm_target.coherent_output:
         pytest.skip(f"needs real weights; {lfm_target.id} is a random-weight checkpoint")
     r = lfm_http.chat(WEATHER, temperature=0, max_tokens=1024, tools=[WEATHER_TOOL], tool_choice="auto")
     msg = message_of(r)

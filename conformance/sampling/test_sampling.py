@@ -6,7 +6,7 @@ there, but the sampler's semantics are not): a restriction that leaves one candi
 without the restriction differ from greedy; penalties change a greedy continuation that repeats itself.
 The proofs run on ``/v1/chat/completions`` (chat variants; the text is reasoning plus content) and on
 ``/v1/completions`` (every variant), because the two endpoints convert requests separately (§3.1, §3.2).
-Every check cites ``sglang-lfm2-behaviour.md``.
+Every check cites ``docs/sglang-behaviour.md``.
 """
 
 from __future__ import annotations
@@ -18,16 +18,15 @@ import pytest
 
 from pytest_lfm.assertions import expect_restriction_is_greedy, expect_status, expect_true
 from pytest_lfm.cases import Case, load_cases
-from pytest_lfm.client import LfmHttp
+from pytest_lfm.client import LfmHttp, openai_sampling
+from pytest_lfm.inputs import PROSE, REPEAT_PROMPTS
 from pytest_lfm.server.base import Target
 
 ENDPOINTS = ["chat", "completions"]
 SEEDS = (11, 23, 37, 41)
 MAX_TOKENS = 16
-PROSE = "Write two sentences about a river valley in spring."
-# A prompt that makes a model repeat itself: a base model continues the pattern; a random-weight model
+# REPEAT_PROMPTS make a model repeat itself: a base model continues the pattern; a random-weight model
 # repeats one token under greedy decoding anyway.
-REPEAT_PROMPTS = ("ab ab ab ab ab ab ab ab ab ab ab ab", "the cat, the cat, the cat, the cat, the cat,")
 
 Generate = Callable[..., str]
 
@@ -43,7 +42,7 @@ def _text_of(endpoint: str, resp: dict[str, Any]) -> str:
 def _generator(http: LfmHttp, target: Target, endpoint: str) -> Generate:
     """``gen(prompt, **sampling) -> text`` on one endpoint (skips chat on completions-only variants)."""
     if endpoint == "chat" and not target.variant.supports("chat"):
-        pytest.skip(f"needs chat; variant {target.variant.id} is completions-only (§3.5 cookbook: Base)")
+        pytest.skip(f"needs chat; variant {target.variant.id} is completions-only (§11.3)")
 
     def gen(prompt: str, **sampling: Any) -> str:
         __tracebackhide__ = True
@@ -70,9 +69,9 @@ def repeated_fraction(text: str, n: int = 4) -> float:
 def test_recommended_preset_accepted(lfm_chat: Callable[..., Any], lfm_variant: Any,
                                      record_property: Callable[[str, object], None]) -> None:
     """The variant's recommended sampling preset (temperature plus ``top_k``/``min_p``/
-    ``repetition_penalty`` in ``extra_body``, cookbook §3.1 helper) is accepted on chat: HTTP 200 with an
+    ``repetition_penalty`` in ``extra_body``, §11.2) is accepted on chat: HTTP 200 with an
     assistant choice (§3.1, §11)."""
-    preset = lfm_variant.sampling_kwargs()
+    preset = openai_sampling(lfm_variant.sampling)
     record_property("lfm_preset", preset)
     resp = lfm_chat([{"role": "user", "content": PROSE}], max_tokens=MAX_TOKENS)
     choice = resp.choices[0]
@@ -84,10 +83,9 @@ def test_recommended_preset_accepted(lfm_chat: Callable[..., Any], lfm_variant: 
 
 def test_recommended_preset_accepted_on_completions(lfm_http: LfmHttp, lfm_target: Target) -> None:
     """The variant's preset is accepted on ``/v1/completions`` as the cookbook's Base example sends it
-    (temperature plus sampler fields at the top level) (§3.2, §11; cookbook §3.5)."""
-    preset = lfm_target.variant.sampling_kwargs()
+    (temperature plus sampler fields at the top level) (§3.2, §11.2, §11.3)."""
     body = {"model": lfm_target.served_model, "prompt": "The capital of France is", "max_tokens": MAX_TOKENS,
-            "temperature": preset["temperature"], **preset["extra_body"]}
+            **lfm_target.variant.sampling.params()}
     r = lfm_http.post("/v1/completions", body)
     expect_status("completion with the recommended preset", 200, r.status_code, r.text, {"request": body})
 
@@ -171,7 +169,7 @@ def test_repetition_penalty_changes_repetitive_greedy(lfm_http: LfmHttp, lfm_tar
     rep_penal = sum(repeated_fraction(t) for t in penal)
     record_property("lfm_statistic", f"rp=2 differs from rp=1 on {differ}/{len(REPEAT_PROMPTS)} prompts; "
                                      f"repeated 4-gram share {rep_plain:.2f} -> {rep_penal:.2f}")
-    need = len(plain) if (lfm_target.real_weights or lfm_target.is_reference) else 1
+    need = len(plain) if lfm_target.coherent_output else 1
     expect_true("repetition_penalty=2.0 changes a repetitive greedy continuation", differ >= need,
                 f">= {need}/{len(plain)} prompts differ", f"{differ}/{len(plain)}",
                 {"rp=1.0": plain, "rp=2.0": penal, "endpoint": endpoint})

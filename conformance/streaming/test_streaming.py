@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from pytest_lfm.assertions import expect_true, fail, json_equal
+from pytest_lfm.assertions import expect_true, fail
 from pytest_lfm.cases import Case, load_cases
 from pytest_lfm.client import LfmHttp, StreamResult
 from pytest_lfm.paths import fixtures_dir
@@ -54,6 +54,14 @@ def stream_interval(target: Target, record_property: Callable[[str, object], Non
     value = target.server_args.get("stream_interval")
     record_property("stream_interval", value if value is not None else "not reported")
     return value
+
+
+def json_equal(a: str, b: str) -> bool:
+    """Whether two JSON texts decode to equal values."""
+    try:
+        return bool(json.loads(a) == json.loads(b))
+    except (TypeError, ValueError):
+        return False
 
 
 def _calls(raw: Any) -> list[dict[str, Any]]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from functools import cache
 from typing import Any
 
 import jsonschema
@@ -31,30 +30,19 @@ import pytest
 from pytest_lfm import lfm2
 from pytest_lfm.assertions import expect_equal, expect_true, fail
 from pytest_lfm.client import LfmHttp, StreamResult, message_of
-from pytest_lfm.paths import fixtures_dir
+from pytest_lfm.inputs import WEATHER_Q, tools
+from pytest_lfm.releases import has_fact
 from pytest_lfm.server.base import Target
 
 pytestmark = pytest.mark.lfm_requires("tools")
 
 CALL_ID = re.compile(r"^call_[0-9a-f]{24}$")
 MARKUP = ("<|tool_call_start|>", "<|tool_call_end|>")
-WEATHER_Q = [{"role": "user", "content": "What is the weather like in Paris right now?"}]
-
-
-@cache
-def tool(name: str) -> dict[str, Any]:
-    """An OpenAI tool object from ``fixtures/tools/<name>.json``."""
-    return json.loads((fixtures_dir() / "tools" / f"{name}.json").read_text(encoding="utf-8"))  # type: ignore[no-any-return]
-
-
-def tools(*names: str) -> list[dict[str, Any]]:
-    """Tool objects in request order."""
-    return [tool(n) for n in names]
 
 
 def needs_model(target: Target) -> None:
     """Skip on random weights: the check reads what the model chooses to say."""
-    if not (target.real_weights or target.is_reference):
+    if not target.coherent_output:
         pytest.skip(f"needs a model that follows instructions; {target.id} serves random weights "
                     "(the forced variant of this check runs there)")
 
@@ -62,7 +50,7 @@ def needs_model(target: Target) -> None:
 def forced(target: Target, text: str) -> dict[str, Any]:
     """Body fields that force the raw output to be exactly ``text`` (§1.5, gpu-sglang-0.5.17.md)."""
     thinking = target.variant.supports("always_thinking")
-    if thinking and not (target.real_weights or target.is_reference):
+    if thinking and not target.coherent_output:
         pytest.skip("the regex constraint applies only after </think>, which a random-weight always-thinking "
                     "model never emits")
     return {"regex": re.escape(text), "chat_template_kwargs": {"enable_thinking": False},
@@ -211,7 +199,8 @@ def test_forced_several_tools_unknown_dropped(lfm_http: LfmHttp, lfm_target: Tar
     and one unknown function gives the three known calls in order; the unknown call is dropped (§1.2, §5).
     Indexes: 0.5.23 re-numbers non-streaming calls 0..2 (§5); 0.5.17 passes the detector's position in the
     block through, so the call after the dropped one keeps index 3 (seen on an H100, docs/runs/)."""
-    expected = [("get_weather", {"location": "Zürich"}), ("get_time", {"timezone": "Europe/Zurich"}),
+    expected: list[tuple[str, dict[str, Any]]] = [
+                ("get_weather", {"location": "Zürich"}), ("get_time", {"timezone": "Europe/Zurich"}),
                 ("search", {"query": 'C:\\tmp\\new "quoted"', "tags": ["a", "b"], "filters": {"k": [1, None]}})]
     text = lfm2.render_tool_calls([*expected[:2], ("get_stock", {"symbol": "LQD"}), expected[2]])
     offered = tools("get_weather", "get_time", "search", "ping")
@@ -222,7 +211,7 @@ def test_forced_several_tools_unknown_dropped(lfm_http: LfmHttp, lfm_target: Tar
     expect_equal("tool_calls (names, arguments)", [{"name": n, "arguments": a} for n, a in expected], core(calls),
                  context)
     check_call_shape(calls, context)
-    wanted = [0, 1, 2] if lfm_target.version_matches(">=0.5.23") else [0, 1, 3]
+    wanted = [0, 1, 2] if has_fact("chat-tool-call-index-is-ordinal", lfm_target.version) else [0, 1, 3]
     expect_equal("tool_calls indexes", wanted, [c.get("index") for c in calls], context)
 
 

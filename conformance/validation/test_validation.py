@@ -1,7 +1,7 @@
 """Request validation: the §4 table as data (``cases/validation/*.toml``) and a property-based fuzz over the
 sampling domain and request shapes.
 
-Every check cites ``sglang-lfm2-behaviour.md``. The fuzz is bounded (pytest_lfm.hypo): 20 derandomized
+Every check cites ``docs/sglang-behaviour.md``. The fuzz is bounded (pytest_lfm.hypo): 20 derandomized
 examples against the reference server, 40 against a real one (each example generates);
 ``LFM_HYPOTHESIS_EXAMPLES`` overrides both.
 """
@@ -21,6 +21,7 @@ from pytest_lfm.assertions import expect_equal, expect_status, expect_true, fail
 from pytest_lfm.cases import Case, load_cases
 from pytest_lfm.client import LfmHttp
 from pytest_lfm.hypo import check_settings
+from pytest_lfm.releases import has_fact
 from pytest_lfm.server.base import Target
 
 CASES = load_cases("validation")
@@ -105,8 +106,8 @@ SHAPE = st.fixed_dictionaries({
 
 
 def expected_valid(s: dict[str, Any], endpoint: str, max_tokens: int, target: Target) -> bool | None:
-    """True/False when §4 says the request is valid/invalid on the server's version; None where the version
-    is between two known answers (either is accepted)."""
+    """True/False when §4 says the request is valid/invalid on the server's release (release facts); None
+    where two answers were seen (either is accepted)."""
     unknown = False
 
     def inside(name: str, lo: float, hi: float, lo_open: bool = False) -> bool:
@@ -119,19 +120,17 @@ def expected_valid(s: dict[str, Any], endpoint: str, max_tokens: int, target: Ta
     if rp is not None:
         if not 0 <= rp <= 2:
             ok = False
-        elif rp == 0:
-            if target.version_matches(">=0.5.17"):
-                ok = False
-            elif not target.version_matches("<=0.5.10"):
-                unknown = True
+        elif rp == 0 and has_fact("repetition-penalty-zero-rejected", target.version):
+            ok = False
     top_k = s.get("top_k")
     if top_k is not None and not (top_k == -1 or top_k >= 1):
-        if target.version_matches(">=0.5.23"):
-            ok = False
+        t = s.get("temperature")
+        if t is None or not 0 <= t < 1e-6:
+            ok = False  # SamplingParams.verify, the same on every release
         else:
-            # Before 0.5.23 both answers were seen: 0.5.17 with a text model answered 200 for top_k=-2
-            # (recorded), the same release with a VL checkpoint answered 400 "top_k must be -1 (disable),
-            # or at least 1" (docs/runs/2026-11-22-h100-sglang-0.5.17). Either is accepted there.
+            # Greedy sampling sets top_k to 1 before verify() on every release (0.5.17 text model: 200,
+            # recorded), yet a 0.5.17 VL checkpoint answered 400 "top_k must be -1 (disable), or at least 1"
+            # (docs/runs/2026-11-22-h100-sglang-0.5.17). Either is accepted.
             unknown = True
     ok = ok and (max_tokens >= 1 if endpoint == "completions" else max_tokens >= 0)
     if ok and unknown:

@@ -50,8 +50,12 @@ def main(argv: list[str] | None = None) -> int:
                          "requests that omit a field get it; reported in /model_info preferred_sampling_params")
     args = ap.parse_args(argv)
     if args.list_faults:
-        for name, what in FAULTS.items():
-            print(f"{name:32s} {what}")
+        try:
+            for name, what in FAULTS.items():
+                print(f"{name:32s} {what}")
+            sys.stdout.flush()
+        except BrokenPipeError:  # `--list-faults | head`: the reader has what it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     if not args.variant:
         ap.error("--variant is required")

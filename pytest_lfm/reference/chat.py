@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jsonschema
-from packaging.version import Version
 
 from pytest_lfm import lfm2
 from pytest_lfm.reference import hooks as H
@@ -25,6 +24,7 @@ from pytest_lfm.reference.state import ServerState
 from pytest_lfm.reference.template import render_chat
 from pytest_lfm.reference.validation import ClientError
 from pytest_lfm.reference.vision import ImageFacts
+from pytest_lfm.releases import has_fact
 
 ROLES = {"user", "system", "assistant", "tool", "function", "developer", "latest_reminder", "root"}
 
@@ -220,8 +220,7 @@ def tool_call_id() -> str:
 
 def renumbers_tool_index(st: ServerState) -> bool:
     """Non-streaming 0.5.23 re-numbers calls by ordinal (§5); 0.5.17 passed the detector's index through."""
-    v = lfm2.parse_version(st.version)
-    return v is None or v >= Version("0.5.23")
+    return has_fact("chat-tool-call-index-is-ordinal", st.version)
 
 
 def format_calls(calls: Sequence[lfm2.ParsedCall], st: ServerState, stream: bool = False) -> list[dict[str, Any]]:
@@ -291,7 +290,7 @@ def split_reasoning(text: str, body: Mapping[str, Any], st: ServerState) -> tupl
     if not rparser:
         return None, text
     split = st.parsers.split_reasoning(text, rparser, force=force)
-    split = st.hooks(H.CHAT_REASONING_SPLIT, split, text=text, parser=rparser, force=force)
+    split = st.hooks(H.CHAT_REASONING_SPLIT, split, text=text, parser=rparser, force=force, dialect=st.dialect)
     return split.reasoning_text or None, split.text
 
 

@@ -41,7 +41,8 @@ def separate_reasoning(body: Mapping[str, Any], st: ServerState) -> dict[str, An
     st.parsers.check_reasoning_parser(body.get("reasoning_parser"))
     parser = st.hooks(H.ENDPOINT_REASONING_PARSER, str(body.get("reasoning_parser")))
     if st.hooks.active_at(H.ENDPOINT_REASONING):  # a faulty split (the project's parser, no blocks)
-        split = st.hooks(H.ENDPOINT_REASONING, lfm2.split_reasoning(text, parser), text=text, parser=parser)
+        split = st.hooks(H.ENDPOINT_REASONING, lfm2.split_reasoning(text, parser, dialect=st.dialect), text=text,
+                         parser=parser, dialect=st.dialect)
         return {"reasoning_text": split.reasoning_text, "text": split.text}
     return dict(st.parsers.separate_reasoning(text, parser, bool(body.get("return_blocks"))))
 

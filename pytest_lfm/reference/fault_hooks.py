@@ -197,8 +197,8 @@ def _reasoning_tokens_uncounted(count: int, **_: Any) -> int:
 
 @fault_hook("think_start_removed_everywhere", H.CHAT_REASONING_SPLIT, H.ENDPOINT_REASONING)
 def _think_start_removed(split: lfm2.ReasoningSplit, *, text: str, parser: str, force: bool | None = None,
-                         **_: Any) -> lfm2.ReasoningSplit:
-    return lfm2.split_reasoning(text, parser, force=force, strip_all_think=True)
+                         dialect: lfm2.Dialect | None = None, **_: Any) -> lfm2.ReasoningSplit:
+    return lfm2.split_reasoning(text, parser, force=force, strip_all_think=True, dialect=dialect)
 
 
 @fault_hook("reasoning_text_stripped", H.CHAT_REASONING_SPLIT, H.ENDPOINT_REASONING)

@@ -1,7 +1,7 @@
 """Fault modes of the reference server: one per regression class a conformance check exists to catch.
 
 Each name maps to what the faulty server does (and the catalogue entry of
-``sglang-lfm2-behaviour.md`` §10 it stands for); :mod:`.fault_hooks` implements each as hooks at the
+``docs/sglang-behaviour.md`` §10 it stands for); :mod:`.fault_hooks` implements each as hooks at the
 named points of :mod:`.hooks`. ``tests/`` starts the reference server with each fault and shows that the
 checks written to catch it fail on it.
 """

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pytest_lfm import lfm2
 from pytest_lfm.reference import hooks as H
 from pytest_lfm.reference import tokenizer as tok
 from pytest_lfm.reference.state import ServerState
 from pytest_lfm.reference.validation import ClientError
 from pytest_lfm.reference.vision import ImageFacts, MediaError, facts_from_bytes, load_image_bytes
+from pytest_lfm.releases import has_fact
 
 
 def collect_images(messages: Sequence[Mapping[str, Any]], st: ServerState) -> list[ImageFacts]:
@@ -95,7 +95,6 @@ def media_error(exc: MediaError, st: ServerState) -> ClientError:
     """Client media errors are 400 (0.5.23 by its code, 0.5.17 as run on an H100); 0.5.10 answered 500
     (``RuntimeError``)."""
     message = f"An exception occurred while loading multimodal data: {exc}"
-    old = lfm2.parse_version(st.version)
-    if old is not None and old < lfm2.parse_version("0.5.17"):  # type: ignore[operator]
+    if not has_fact("media-errors-400", st.version):
         return ClientError("Internal server error: " + message, type_="InternalServerError", status=500)
     return st.hooks(H.MEDIA_ERROR_RESPONSE, ClientError(message))

@@ -3,7 +3,7 @@
 The model: at step *t* it puts a high logit on token *t* of a *plan* (the text the planner derives from
 the request), a few deterministic "distractor" tokens a *margin* below it, and low logits on every
 other printable byte. After the plan it predicts EOS. The sampler applies SGLang's semantics
-(``sglang-lfm2-behaviour.md`` §3-§4): repetition penalty on prompt and output tokens (divide positive
+(``docs/sglang-behaviour.md`` §3-§4): repetition penalty on prompt and output tokens (divide positive
 logits, multiply negative ones), frequency and presence penalties on output tokens, temperature
 (< 1e-6 means greedy), then top-k, top-p and min-p filtering, then a seeded draw. So ``top_k=1`` at
 temperature 1 is greedy for every seed, and a penalty can change a repetitive continuation.

@@ -88,6 +88,10 @@ class ProjectParsers:
 
     name = "project"
 
+    def __init__(self, dialect: lfm2.Dialect | None = None) -> None:
+        self.dialect: lfm2.Dialect | None = dialect
+        """The emulated release's reasoning rules (None: the newest release's)."""
+
     def check_tool_call_parser(self, parser: Any) -> None:
         """400 for a tool-call parser other than ``lfm2`` (and SGLang's generic ``pythonic``)."""
         if parser not in (*lfm2.TOOL_CALL_PARSERS, "pythonic"):
@@ -109,7 +113,7 @@ class ProjectParsers:
 
     def separate_reasoning(self, text: str, parser: str, return_blocks: bool = False) -> dict[str, Any]:
         """``/separate_reasoning`` (no serving-layer forcing for ``qwen3``)."""
-        split = lfm2.split_reasoning(text, parser)
+        split = lfm2.split_reasoning(text, parser, dialect=self.dialect)
         out: dict[str, Any] = {"reasoning_text": split.reasoning_text, "text": split.text}
         if return_blocks:
             out["reasoning_blocks"] = [split.reasoning_text] if split.reasoning_text else []
@@ -126,7 +130,7 @@ class ProjectParsers:
     def split_reasoning(self, text: str, parser: str, force: bool | None = None,
                         strip_all_think: bool = False) -> lfm2.ReasoningSplit:
         """Non-streaming chat reasoning split."""
-        return lfm2.split_reasoning(text, parser, force=force, strip_all_think=strip_all_think)
+        return lfm2.split_reasoning(text, parser, force=force, strip_all_think=strip_all_think, dialect=self.dialect)
 
     def streaming_tools(self, tools: Sequence[Mapping[str, Any]], dialect: lfm2.Dialect) -> lfm2.StreamingToolParser:
         """Streaming chat tool parser."""
@@ -136,4 +140,4 @@ class ProjectParsers:
                             leak_think_start: bool = True) -> lfm2.StreamingReasoningParser:
         """Streaming chat reasoning parser."""
         return lfm2.StreamingReasoningParser(parser, force=force, stream_reasoning=stream_reasoning,
-                                             leak_think_start=leak_think_start)
+                                             leak_think_start=leak_think_start, dialect=self.dialect or lfm2.Dialect())

@@ -102,6 +102,7 @@ class ServerState:
     # the tool-call and reasoning parsers: the project's (pytest_lfm.lfm2, default) or a real SGLang
     # release's (pytest_lfm.reference.upstream.UpstreamParsers, ``--parsers sglang``)
     parsers: ParserBackend = field(default_factory=ProjectParsers)
+    """The default (the project's parsers) takes the emulated release's reasoning rules in __post_init__."""
     # injected latency (``--ttft-delay-ms`` / ``--tpot-delay-ms``), applied by the SSE writer in app.py: the
     # first token chunk waits ttft, each later one tpot more (absolute schedule), for the bench's accuracy tests
     ttft_delay_ms: float = 0.0
@@ -132,6 +133,10 @@ class ServerState:
     def context(self) -> int:
         """The context length the server enforces."""
         return self.context_length or self.variant.context_length
+
+    def __post_init__(self) -> None:
+        if isinstance(self.parsers, ProjectParsers) and self.parsers.dialect is None:
+            self.parsers = ProjectParsers(self.dialect)
 
     @property
     def dialect(self) -> lfm2.Dialect:

@@ -1,4 +1,4 @@
-"""LFM2.5's chat format (chat-format notes §1.2-§1.7, §5): messages and tools to prompt text."""
+"""LFM2.5's chat format (§F.1): messages and tools to prompt text."""
 
 from __future__ import annotations
 

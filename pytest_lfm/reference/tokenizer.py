@@ -1,4 +1,4 @@
-"""A byte-level tokenizer with LFM2's special-token ids (chat-format notes §2.1, §2.3).
+"""A byte-level tokenizer with LFM2's special-token ids (§F.2).
 
 Like LFM2.5's tokenizer, every control token (``<|im_start|>``, ``<|tool_call_start|>`` …) and the
 reasoning tags ``<think>`` / ``</think>`` are ONE token each, so streamed chunk boundaries fall where a

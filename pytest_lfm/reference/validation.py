@@ -1,4 +1,4 @@
-"""SGLang's request validation (``sglang-lfm2-behaviour.md`` §4): status, flat error body, messages."""
+"""SGLang's request validation (``docs/sglang-behaviour.md`` §4): status, flat error body, messages."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ import math
 from typing import Any
 
 from fastapi.responses import JSONResponse
-from packaging.version import Version
 
-from pytest_lfm.lfm2 import parse_version
+from pytest_lfm.releases import has_fact
 
 
 class ClientError(Exception):
@@ -33,23 +32,20 @@ def _finite(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def _newer_than(version: str | None, floor: str) -> bool:
-    """Whether ``version`` is at least ``floor`` (an unknown version counts as the newest)."""
-    v = parse_version(version)
-    return v is None or v >= Version(floor)
-
-
 def verify_sampling(p: dict[str, Any], version: str | None = None) -> None:
     """``SamplingParams.verify``: raise :class:`ClientError` with SGLang's message (0.5.23 by default).
 
-    Version differences (§4, recorded 0.5.17): ``repetition_penalty=0`` is accepted up to 0.5.10;
-    ``top_k`` 0 or below -1 is accepted before 0.5.23 (0.5.17 answers 200); 0.5.10 words the temperature
-    error "must be non-negative"."""
+    Version differences are release facts (pytest_lfm/data/release_facts.toml):
+    ``repetition-penalty-zero-rejected`` and ``temperature-finite-wording``. ``top_k`` is checked on every
+    release, after greedy sampling (temperature below 1e-6) has set it to 1, so ``top_k=0`` with
+    temperature 0 is accepted (recorded on 0.5.17) and with temperature 1 answers 400."""
     t = p["temperature"]
     if not _finite(t) or t < 0:
-        if not _newer_than(version, "0.5.11"):
-            raise ClientError(f"temperature must be non-negative, got {t}.")
-        raise ClientError(f"temperature must be a non-negative finite number, got {t}.")
+        if not has_fact("temperature-finite-wording", version):
+            if _finite(t):
+                raise ClientError(f"temperature must be non-negative, got {t}.")
+        else:
+            raise ClientError(f"temperature must be a non-negative finite number, got {t}.")
     top_p = p["top_p"]
     if not (_finite(top_p) and 0 < top_p <= 1):
         raise ClientError(f"top_p must be in (0, 1], got {float(top_p)}.")
@@ -57,14 +53,16 @@ def verify_sampling(p: dict[str, Any], version: str | None = None) -> None:
     if not (_finite(min_p) and 0 <= min_p <= 1):
         raise ClientError(f"min_p must be in [0, 1], got {min_p}.")
     top_k = p["top_k"]
-    if not (top_k == -1 or top_k >= 1) and _newer_than(version, "0.5.23"):
-        raise ClientError(f"top_k must be -1 (disable), or at least 1, got {top_k}.")
+    if _finite(t) and 0 <= t < 1e-6:
+        top_k = 1  # SamplingParams.__init__: greedy sampling means top_k = 1, before verify()
+    if not (top_k == -1 or top_k >= 1):
+        raise ClientError(f"top_k must be -1 (disable) or at least 1, got {top_k}.")
     for name in ("frequency_penalty", "presence_penalty"):
         v = p[name]
         if not (_finite(v) and -2 <= v <= 2):
             raise ClientError(f"{name} must be in [-2, 2], got {v}.")
     rp = p["repetition_penalty"]
-    if not _newer_than(version, "0.5.11"):
+    if not has_fact("repetition-penalty-zero-rejected", version):
         if not (_finite(rp) and 0 <= rp <= 2):
             raise ClientError(f"repetition_penalty must be in [0, 2], got {rp}.")
     elif not (_finite(rp) and 0 < rp <= 2):

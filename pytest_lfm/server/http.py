@@ -47,6 +47,16 @@ class ProbeResult:
         return None
 
 
+def _unauthorized(base_url: str, path: str, api_key: Secret | None, tried: list[str]) -> ServerUnavailable:
+    """A 401: a wrong key and a missing key get different messages."""
+    if api_key:
+        return ServerUnavailable(f"{base_url} refused the API key that was given (401 on {path}): the key is wrong",
+                                 tried=tried, remedy="pass the key the server was started with (its --api-key) "
+                                                     "with --lfm-api-key or LFM_API_KEY")
+    return ServerUnavailable(f"{base_url} needs an API key and none was given (401 on {path})", tried=tried,
+                             remedy="pass the server's key with --lfm-api-key or LFM_API_KEY")
+
+
 def probe(base_url: str, api_key: Secret | None = None, budget: float = PROBE_BUDGET_S) -> ProbeResult:
     """Check that a server is up and healthy and read its info, within ``budget`` seconds."""
     deadline = time.monotonic() + budget
@@ -66,8 +76,12 @@ def probe(base_url: str, api_key: Secret | None = None, budget: float = PROBE_BU
             ) from None
         tried.append(f"GET /health: {resp.status_code}")
         if resp.status_code == 401:
-            raise ServerUnavailable(f"{base_url} refused the API key (401 on /health)", tried=tried,
-                                    remedy="pass the server's key with --lfm-api-key or LFM_API_KEY")
+            raise _unauthorized(base_url, "/health", api_key, tried)
+        if resp.status_code in (404, 405):
+            raise ServerUnavailable(
+                f"{base_url} answers HTTP but has no /health endpoint (HTTP {resp.status_code}): it does not look "
+                "like an SGLang server", tried=tried,
+                remedy="check host and port: point --lfm-server at the SGLang server (`sglang serve ... --port N`)")
         if resp.status_code != 200:
             raise ServerUnavailable(f"the server at {base_url} is not healthy", tried=tried,
                                     remedy="wait until /health answers 200 (the server may still be loading)")
@@ -79,8 +93,7 @@ def probe(base_url: str, api_key: Secret | None = None, budget: float = PROBE_BU
                 continue
             tried.append(f"GET {path}: {r.status_code}")
             if r.status_code == 401:
-                raise ServerUnavailable(f"{base_url} needs an API key (401 on {path})", tried=tried,
-                                        remedy="pass the server's key with --lfm-api-key or LFM_API_KEY")
+                raise _unauthorized(base_url, path, api_key, tried)
             if r.status_code == 200 and r.headers.get("content-type", "").startswith("application/json"):
                 data = r.json()
                 if isinstance(data, dict):

@@ -25,7 +25,9 @@ import httpx
 
 from pytest_lfm.errors import ServerUnavailable
 from pytest_lfm.hardware import Hardware
-from pytest_lfm.recipe import Recipe, build_recipe, redact, secret_values
+from pytest_lfm.recipe import Recipe, build_recipe
+from pytest_lfm.redaction import redact_text as redact
+from pytest_lfm.redaction import secret_values
 from pytest_lfm.server.process import spawn_group, stop_group
 from pytest_lfm.variants import Variant
 
@@ -239,25 +241,6 @@ def launch_many(servers: Sequence[LaunchedServer], timeout: float) -> list[Launc
                 server.stop()
         raise
     return list(servers)
-
-
-def gpu_count(timeout: float = 5.0) -> int | None:
-    """Visible NVIDIA GPUs (``CUDA_VISIBLE_DEVICES`` respected); None when nvidia-smi is unavailable."""
-    exe = shutil.which("nvidia-smi")
-    if exe is None:
-        return None
-    try:
-        out = subprocess.run([exe, "--query-gpu=index", "--format=csv,noheader"], capture_output=True,
-                             text=True, timeout=timeout, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if out.returncode != 0:
-        return None
-    n = len([line for line in out.stdout.splitlines() if line.strip()])
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        n = min(n, len([d for d in visible.split(",") if d.strip()]))
-    return n
 
 
 def split_command(value: str | None) -> list[str]:

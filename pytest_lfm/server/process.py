@@ -143,12 +143,6 @@ def sweep(token: str = RUN_TOKEN) -> list[int]:
     return pids
 
 
-def live_children() -> list[subprocess.Popen[Any]]:
-    """The registered children not yet stopped."""
-    with _LOCK:
-        return list(_LIVE)
-
-
 _PREVIOUS_SIGTERM: Any = None
 
 
