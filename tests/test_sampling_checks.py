@@ -1,5 +1,6 @@
 """The sampling family's control run and fault rows are data (conformance/sampling/faults.toml, run by
-tests/test_faults.py); the row whose message is the SDK's own is shown here."""
+tests/test_faults.py); shown here: the row whose message is the SDK's own, and the declared-defaults rows (they
+need a reference server started with --sampling-defaults)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,6 @@ from harness import Suite, SuiteRun
 from pytest_lfm.server.reference import ReferenceProcess
 
 MODULE = "test_sampling.py"
-
-
-def test_preset_check_fails_when_extra_body_rejected(suite: Suite) -> None:
-    """The SDK-based preset check (lfm_chat sends extra_body) fails when the server refuses the fields."""
-    run = suite(MODULE, faults=["extra_body_rejected"], extra=["-k", "test_recommended_preset_accepted"])
-    outcome = run.outcome("test_recommended_preset_accepted[1.2B-Instruct]")
-    assert outcome == "failed", run.stdout[-2000:]
-    assert "top_k" in run.message("test_recommended_preset_accepted[1.2B-Instruct]")
-
-
 DEFAULTS = {"temperature": 0.3, "top_k": 20, "repetition_penalty": 1.3}
 
 
@@ -37,3 +28,11 @@ def test_declared_defaults_check_catches_ignored_defaults(suite: Suite) -> None:
     bad = _declared(suite, ("sampling_defaults_ignored",))
     bad.assert_fails("test_omitted_fields_get_declared_defaults[1.2B-Instruct]", "declared defaults")
     bad.assert_fails("test_omitted_repetition_penalty_gets_declared_default[1.2B-Instruct]", "declared default 1.3")
+
+
+def test_preset_check_fails_when_extra_body_rejected(suite: Suite) -> None:
+    """The SDK-based preset check (lfm_chat sends extra_body) fails when the server refuses the fields."""
+    run = suite(MODULE, faults=["extra_body_rejected"], extra=["-k", "test_recommended_preset_accepted"])
+    outcome = run.outcome("test_recommended_preset_accepted[1.2B-Instruct]")
+    assert outcome == "failed", run.stdout[-2000:]
+    assert "top_k" in run.message("test_recommended_preset_accepted[1.2B-Instruct]")
