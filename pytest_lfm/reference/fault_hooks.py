@@ -383,6 +383,28 @@ def _no_done(value: bool, **_: Any) -> bool:
     return False
 
 
+# ------------------------------------------------------------------------------------------ issue 20 (i20a):
+# stop strings while streaming, sampling defaults
+
+
+@fault_hook("stream_stop_prefix_leak", H.STREAM_TEXT_LIMIT)
+def _stop_prefix_leak(limit: int, *, gen: Generation, **_: Any) -> int:
+    """A stream releases the text it held back as a possible stop-string prefix once the stop matched: all of
+    the matched stop string but its last character reaches the client (non-streamed text is trimmed)."""
+    if gen.finish_reason == "stop" and isinstance(gen.matched_stop, str) and len(gen.matched_stop) > 1:
+        return limit + len(gen.matched_stop) - 1
+    return limit
+
+
+@fault_hook("sampling_defaults_ignored", H.SAMPLING_DEFAULTS)
+def _sampling_defaults_ignored(defaults: dict[str, Any], **_: Any) -> dict[str, Any]:
+    return {}  # omitted fields fall through to the OpenAI defaults
+
+
+@fault_hook("sampling_defaults_undeclared", H.SAMPLING_DEFAULTS)
+def _sampling_defaults_undeclared(defaults: dict[str, Any], *, chat: bool, **_: Any) -> dict[str, Any]:
+    return {"repetition_penalty": 1.3, **defaults} if chat else defaults  # applied, never reported
+
 # ------------------------------------------------------------------------------------------ completions
 
 
@@ -487,26 +509,3 @@ def _bad_media_500(err: ClientError, **_: Any) -> ClientError:
 @fault_hook("mm_attention_default", H.MM_ATTENTION_BACKEND)
 def _mm_attention_default(value: str | None, **_: Any) -> str | None:
     return "triton_attn"
-
-
-# ------------------------------------------------------------------------------------------ issue 20 (i20a):
-# stop strings while streaming, sampling defaults
-
-
-@fault_hook("stream_stop_prefix_leak", H.STREAM_TEXT_LIMIT)
-def _stop_prefix_leak(limit: int, *, gen: Generation, **_: Any) -> int:
-    """A stream releases the text it held back as a possible stop-string prefix once the stop matched: all of
-    the matched stop string but its last character reaches the client (non-streamed text is trimmed)."""
-    if gen.finish_reason == "stop" and isinstance(gen.matched_stop, str) and len(gen.matched_stop) > 1:
-        return limit + len(gen.matched_stop) - 1
-    return limit
-
-
-@fault_hook("sampling_defaults_ignored", H.SAMPLING_DEFAULTS)
-def _sampling_defaults_ignored(defaults: dict[str, Any], **_: Any) -> dict[str, Any]:
-    return {}  # omitted fields fall through to the OpenAI defaults
-
-
-@fault_hook("sampling_defaults_undeclared", H.SAMPLING_DEFAULTS)
-def _sampling_defaults_undeclared(defaults: dict[str, Any], *, chat: bool, **_: Any) -> dict[str, Any]:
-    return {"repetition_penalty": 1.3, **defaults} if chat else defaults  # applied, never reported
