@@ -65,7 +65,10 @@ def header_lines(cfg: LfmConfig | None, infos: list[TargetInfo]) -> list[str]:
     if cfg is None or not cfg.has_target:
         return ["lfm: no target (pass --lfm-server=HOST:PORT or --lfm-server=reference)"]
     lines = [f"lfm: {i.id}: {i.base_url} variant={i.variant} sglang={i.sglang_version or 'unknown'} "
-             f"hardware={i.hardware} mode={i.mode}" for i in infos]
+             f"hardware={i.hardware} mode={i.mode}"
+             # the chunk size the streaming checks test (SGLang's --stream-interval, from /server_info)
+             + (f" stream_interval={i.server_args['stream_interval']}" if "stream_interval" in i.server_args else "")
+             for i in infos]
     if cfg.faults:
         lines.append(f"lfm: reference fault modes: {', '.join(cfg.faults)}")
     return lines

@@ -223,3 +223,42 @@ def test_conv_state_leak_gives_wrong_answers_only_under_concurrency() -> None:
             concurrent = chat(http, **body)["choices"][0]["message"]["content"]
         t.join(60)
     assert concurrent != expected
+
+
+def test_sampling_defaults_apply_to_omitted_chat_fields_and_are_reported() -> None:
+    """--sampling-defaults: a chat request omitting a field gets the declared value (a request stating it
+    answers the same), /model_info reports the values, completions keep OpenAI's (§3.2)."""
+    body = {"seed": 3, "max_tokens": 24, "messages": [{"role": "user", "content": "Tell me about rivers."}]}
+    declared = {"temperature": 0.0, "top_k": 1}
+    with ReferenceServer("1.2B-Instruct", sampling_defaults=declared) as server, \
+            make_http_client(server.base_url, None, 30.0) as http:
+        assert http.get("/model_info").json()["preferred_sampling_params"] == declared
+        omitted = chat(http, **body)["choices"][0]["message"]["content"]
+        stated = chat(http, **body, **declared)["choices"][0]["message"]["content"]
+        openai = chat(http, **body, temperature=1.0, top_k=-1)["choices"][0]["message"]["content"]
+        comp = {"model": "m", "prompt": "The river", "max_tokens": 24, "seed": 3}
+        plain = http.post("/v1/completions", json=comp).json()["choices"][0]["text"]
+        as_openai = http.post("/v1/completions", json={**comp, "temperature": 1.0}).json()["choices"][0]["text"]
+    assert omitted == stated != openai
+    assert plain == as_openai
+
+
+def test_stop_prefix_leak_fault_leaks_only_while_streaming() -> None:
+    body = {"temperature": 0, "max_tokens": 40, "messages": [{"role": "user", "content": "Tell me about rivers."}]}
+    with ReferenceServer("1.2B-Instruct", faults=["stream_stop_prefix_leak"]) as server, \
+            make_http_client(server.base_url, None, 30.0) as http:
+        text = chat(http, **body)["choices"][0]["message"]["content"]
+        stop = text[12:17]
+        full = chat(http, **body, stop=[stop])["choices"][0]
+        streamed_text = streamed(stream(http, **body, stop=[stop]), "content")
+    assert full["message"]["content"] == text[:12] and full["matched_stop"] == stop
+    assert streamed_text == text[:12] + stop[:-1]
+
+
+def test_sampling_defaults_option_is_validated() -> None:
+    from pytest_lfm.reference.__main__ import main
+
+    with pytest.raises(SystemExit):
+        main(["--variant", "1.2B-Instruct", "--sampling-defaults", '{"temperture": 0.1}'])
+    with pytest.raises(SystemExit):
+        main(["--variant", "1.2B-Instruct", "--sampling-defaults", "not json"])

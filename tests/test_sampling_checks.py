@@ -1,11 +1,33 @@
 """The sampling family's control run and fault rows are data (conformance/sampling/faults.toml, run by
-tests/test_faults.py); the row whose message is the SDK's own is shown here."""
+tests/test_faults.py); shown here: the row whose message is the SDK's own, and the declared-defaults rows (they
+need a reference server started with --sampling-defaults)."""
 
 from __future__ import annotations
 
-from harness import Suite
+from harness import Suite, SuiteRun
+
+from pytest_lfm.server.reference import ReferenceProcess
 
 MODULE = "test_sampling.py"
+DEFAULTS = {"temperature": 0.3, "top_k": 20, "repetition_penalty": 1.3}
+
+
+def _declared(suite: Suite, faults: tuple[str, ...]) -> SuiteRun:
+    with ReferenceProcess("1.2B-Instruct", faults, sampling_defaults=DEFAULTS) as proc:
+        return suite(MODULE, server=f"1.2B-Instruct={proc.base_url}", extra=["-k", "omitted"])
+
+
+def test_declared_defaults_check_catches_ignored_defaults(suite: Suite) -> None:
+    """With --sampling-defaults the omitted-fields checks pass on a correct server (and record where they read
+    the defaults), and fail when the server ignores them (sampling_defaults_ignored)."""
+    good = _declared(suite, ())
+    good.assert_passes("test_omitted_fields_get_declared_defaults")
+    good.assert_passes("test_omitted_repetition_penalty_gets_declared_default")
+    props = [c.get("properties", {}) for c in good.checks]
+    assert any("preferred_sampling_params" in str(p.get("sampling_defaults")) for p in props), props
+    bad = _declared(suite, ("sampling_defaults_ignored",))
+    bad.assert_fails("test_omitted_fields_get_declared_defaults[1.2B-Instruct]", "declared defaults")
+    bad.assert_fails("test_omitted_repetition_penalty_gets_declared_default[1.2B-Instruct]", "declared default 1.3")
 
 
 def test_preset_check_fails_when_extra_body_rejected(suite: Suite) -> None:

@@ -212,3 +212,102 @@ def test_misspelled_field_is_a_finding(lfm_http: LfmHttp, record_property: Calla
                                        "extra_body are silent (§3.1); clients must spell top_k/min_p exactly")
     else:
         record_property("lfm_finding", "misspelled field 'topk' rejected with 400 (stricter than SGLang §3.1)")
+
+
+# ------------------------------------------------------------------------------------------ defaults
+
+OPENAI_DEFAULTS = {"temperature": 1.0, "top_p": 1.0, "top_k": -1, "min_p": 0.0, "repetition_penalty": 1.0}
+DEFAULTED = tuple(OPENAI_DEFAULTS)
+
+
+def declared_sampling_defaults(target: Target) -> tuple[dict[str, Any] | None, str]:
+    """The defaults a chat request that omits a sampler field gets, and where they were read: ``/model_info``
+    ``preferred_sampling_params``; OpenAI's under ``--sampling-defaults openai``; under ``model`` (SGLang's
+    default) the checkpoint's ``generation_config.json`` at a local ``model_path`` (OpenAI's for the fields
+    it does not set) (§3.1: user value > generation_config > OpenAI defaults). None when the server applies
+    a generation_config this run cannot read."""
+    import json
+    from pathlib import Path
+
+    preferred = target.model_info.get("preferred_sampling_params")
+    if isinstance(preferred, str):
+        try:
+            preferred = json.loads(preferred)
+        except ValueError:
+            preferred = None
+    if isinstance(preferred, dict) and preferred:
+        return {**OPENAI_DEFAULTS, **{k: v for k, v in preferred.items() if k in DEFAULTED}}, \
+            "/model_info preferred_sampling_params"
+    mode = target.server_args.get("sampling_defaults") or "model"
+    if mode == "openai":
+        return dict(OPENAI_DEFAULTS), "OpenAI defaults (/server_info sampling_defaults=openai)"
+    config = Path(str(target.server_args.get("model_path") or "")) / "generation_config.json"
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None, f"generation_config.json at model_path {config.parent} (not readable from this run)"
+    data = data if isinstance(data, dict) else {}
+    return {**OPENAI_DEFAULTS, **{k: data[k] for k in DEFAULTED if k in data}}, \
+        f"{config} (OpenAI defaults for the fields it does not set)"
+
+
+def _known_defaults(target: Target, record_property: Callable[[str, object], None]) -> tuple[dict[str, Any], str]:
+    defaults, source = declared_sampling_defaults(target)
+    if defaults is None:
+        pytest.skip(f"not run: the server applies its checkpoint's sampling defaults (sampling_defaults=model) "
+                    f"and this run cannot read them: {source}; run where model_path is readable, or launch with "
+                    f"--sampling-defaults openai")
+    record_property("sampling_defaults", {"values": defaults, "source": source})
+    return defaults, source
+
+
+@pytest.mark.lfm_requires("chat")
+def test_omitted_repetition_penalty_gets_declared_default(lfm_http: LfmHttp, lfm_target: Target,
+                                                          record_property: Callable[[str, object], None]) -> None:
+    """Greedy, so it needs no seed: on prompts that make the model repeat, a chat request that omits
+    ``repetition_penalty`` gives the text of the same request stating the declared default (OpenAI's 1.0
+    when the server declares none), 2 of 2 prompts. Catches a server that ignores its declared default and
+    one that applies a default it does not declare (§3.1)."""
+    defaults, source = _known_defaults(lfm_target, record_property)
+    rp = defaults["repetition_penalty"]
+    gen = _generator(lfm_http, lfm_target, "chat")
+    omitted = [gen(p, temperature=0, max_tokens=32) for p in REPEAT_PROMPTS]
+    stated = [gen(p, temperature=0, max_tokens=32, repetition_penalty=rp) for p in REPEAT_PROMPTS]
+    same = sum(a == b for a, b in zip(omitted, stated, strict=True))
+    record_property("lfm_statistic", f"{same}/{len(REPEAT_PROMPTS)} prompts: omitted repetition_penalty == {rp} stated")
+    expect_true(f"a greedy request omitting repetition_penalty gets the declared default {rp}",
+                same == len(REPEAT_PROMPTS), f"{len(REPEAT_PROMPTS)} of {len(REPEAT_PROMPTS)} prompts equal "
+                f"the request stating repetition_penalty={rp}",
+                {"equal": f"{same} of {len(REPEAT_PROMPTS)}", "omitted": omitted, "stated": stated},
+                {"declared defaults": defaults, "source": source})
+
+
+@pytest.mark.lfm_requires("chat")
+def test_omitted_fields_get_declared_defaults(lfm_http: LfmHttp, lfm_target: Target,
+                                              record_property: Callable[[str, object], None]) -> None:
+    """A chat request that omits temperature/top_p/top_k/min_p/repetition_penalty is sampled with the
+    defaults the server declares (generation_config under ``--sampling-defaults model``, reported in
+    ``/model_info``; OpenAI's when none): with the same seed, 4 of 4 texts equal those of a request stating
+    the declared defaults; when they differ from OpenAI's, at least 1 of 4 differs from a request stating
+    OpenAI's (so the defaults were applied, not ignored). Needs seed reproducibility: without
+    ``enable_deterministic_inference`` it does not run (§3.1)."""
+    if not lfm_target.server_args.get("enable_deterministic_inference"):
+        pytest.skip("not run: comparing sampled texts needs `seed` honoured (--enable-deterministic-inference); "
+                    "/server_info reports enable_deterministic_inference="
+                    f"{lfm_target.server_args.get('enable_deterministic_inference')}")
+    defaults, source = _known_defaults(lfm_target, record_property)
+    gen = _generator(lfm_http, lfm_target, "chat")
+    omitted = {s: gen(PROSE, seed=s) for s in SEEDS}
+    stated = {s: gen(PROSE, seed=s, **defaults) for s in SEEDS}
+    same = sum(omitted[s] == stated[s] for s in SEEDS)
+    context = {"declared defaults": defaults, "source": source}
+    record_property("lfm_statistic", f"{same}/{len(SEEDS)} seeds: omitted fields == declared defaults stated")
+    expect_true("a request omitting the sampler fields gets the declared defaults", same == len(SEEDS),
+                f"{len(SEEDS)} of {len(SEEDS)} seeds equal the request stating {defaults}",
+                {"equal": f"{same} of {len(SEEDS)}", "omitted": omitted, "stated": stated}, context)
+    if defaults != OPENAI_DEFAULTS:
+        plain = {s: gen(PROSE, seed=s, **OPENAI_DEFAULTS) for s in SEEDS}
+        differ = sum(omitted[s] != plain[s] for s in SEEDS)
+        expect_true("the declared defaults change sampling from OpenAI's", differ >= 1,
+                    f">= 1 of {len(SEEDS)} seeds differ from the request stating {OPENAI_DEFAULTS}",
+                    f"{differ} of {len(SEEDS)}", context)

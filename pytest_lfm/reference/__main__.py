@@ -1,9 +1,10 @@
 """``python -m pytest_lfm.reference --variant ID [--host H] [--port P] [--api-key K] [--fault NAME]
-[--parsers sglang --sglang-dir DIR] [--stream-interval N]``."""
+[--parsers sglang --sglang-dir DIR] [--stream-interval N] [--sampling-defaults JSON]``."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
@@ -43,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stream-interval", type=int, default=1, metavar="N",
                     help="streaming: tokens per chunk, as SGLang's --stream-interval (default 1; reported in "
                          "/server_info as stream_interval)")
+    ap.add_argument("--sampling-defaults", type=_sampling_defaults, default=None, metavar="JSON",
+                    help="sampling defaults the server declares, as a checkpoint's generation_config.json under "
+                         "SGLang's --sampling-defaults model (e.g. '{\"temperature\": 0.1, \"top_k\": 50}'): chat "
+                         "requests that omit a field get it; reported in /model_info preferred_sampling_params")
     args = ap.parse_args(argv)
     if args.list_faults:
         try:
@@ -62,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
                                  context_length=args.context_length, parsers=args.parsers,
                                  sglang_dir=args.sglang_dir, hardware=args.hardware,
                                  ttft_delay_ms=args.ttft_delay_ms, tpot_delay_ms=args.tpot_delay_ms,
-                                 stream_interval=args.stream_interval)
+                                 stream_interval=args.stream_interval, sampling_defaults=args.sampling_defaults)
     except (LfmError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -70,6 +75,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reference server for {server.state.variant.id} on http://{args.host}:{args.port}", flush=True)
     server.serve_forever(announce=args.announce, watch_parent=args.watch_parent)
     return 0
+
+
+def _sampling_defaults(text: str) -> dict[str, float]:
+    """``--sampling-defaults`` JSON: an object of temperature/top_p/top_k/min_p/repetition_penalty numbers."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from exc
+    allowed = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty")
+    if not isinstance(data, dict) or any(k not in allowed or not isinstance(v, (int, float)) for k, v in data.items()):
+        raise argparse.ArgumentTypeError(f"expected an object of numbers with keys among {', '.join(allowed)}, got {text}")
+    return {str(k): v for k, v in data.items()}
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_lfm import lfm2
 from pytest_lfm.reference import hooks as H
 from pytest_lfm.reference.hooks import fault_hook
-from pytest_lfm.reference.model import SamplingParams
+from pytest_lfm.reference.model import Generation, SamplingParams
 from pytest_lfm.reference.validation import ClientError
 from pytest_lfm.reference.vision import ImageFacts, MediaError
 
@@ -382,6 +382,28 @@ def _chunk_tail_dropped(piece: str, **_: Any) -> str:
 def _no_done(value: bool, **_: Any) -> bool:
     return False
 
+
+# ------------------------------------------------------------------------------------------ issue 20 (i20a):
+# stop strings while streaming, sampling defaults
+
+
+@fault_hook("stream_stop_prefix_leak", H.STREAM_TEXT_LIMIT)
+def _stop_prefix_leak(limit: int, *, gen: Generation, **_: Any) -> int:
+    """A stream releases the text it held back as a possible stop-string prefix once the stop matched: all of
+    the matched stop string but its last character reaches the client (non-streamed text is trimmed)."""
+    if gen.finish_reason == "stop" and isinstance(gen.matched_stop, str) and len(gen.matched_stop) > 1:
+        return limit + len(gen.matched_stop) - 1
+    return limit
+
+
+@fault_hook("sampling_defaults_ignored", H.SAMPLING_DEFAULTS)
+def _sampling_defaults_ignored(defaults: dict[str, Any], **_: Any) -> dict[str, Any]:
+    return {}  # omitted fields fall through to the OpenAI defaults
+
+
+@fault_hook("sampling_defaults_undeclared", H.SAMPLING_DEFAULTS)
+def _sampling_defaults_undeclared(defaults: dict[str, Any], *, chat: bool, **_: Any) -> dict[str, Any]:
+    return {"repetition_penalty": 1.3, **defaults} if chat else defaults  # applied, never reported
 
 # ------------------------------------------------------------------------------------------ completions
 

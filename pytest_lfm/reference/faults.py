@@ -81,6 +81,15 @@ FAULTS: dict[str, str] = {
     "stream_chunk_tail_dropped": "a stream chunk's text after a closing tag (</think>, <|tool_call_end|>) in the "
                                  "same chunk is lost: streamed and non-streamed output differ only when chunks "
                                  "hold several tokens (--stream-interval > 1)",
+    # issue 20 (stop strings while streaming, sampling defaults)
+    "stream_stop_prefix_leak": "a stream sends the text of a matched stop string but its last character (the "
+                               "held-back prefix is released): streamed text ends with a stop-string prefix "
+                               "the non-streamed text does not have",
+    "sampling_defaults_ignored": "the server's declared sampling defaults (generation_config / --sampling-defaults) "
+                                 "are ignored: a request that omits temperature/top_p/top_k/min_p/"
+                                 "repetition_penalty gets the OpenAI defaults",
+    "sampling_defaults_undeclared": "chat requests that omit repetition_penalty get 1.3, a default the server does not "
+                                    "report (the class of inherited implicit generation defaults, sglang#11610)",
     # vision (§6, §10 E)
     "image_dropped": "image parts are silently dropped before the model sees them",
     "image_stale": "the first image ever seen is used for every later request (prefix-cache class)",

@@ -24,6 +24,7 @@ VALIDATE = "request.validate"  # bool: whether range/context validation runs
 SAMPLING_ERROR = "sampling.error"  # the ClientError a sampling range check raised
 SEED = "sampling.seed"  # the raw ``seed`` field before parsing
 COMPLETION_DEFAULT_MAX_TOKENS = "completions.default_max_tokens"  # int (16)
+SAMPLING_DEFAULTS = "sampling.defaults"  # the declared defaults a request's omitted fields take (context: chat)
 SAMPLING_PARAMS = "sampling.params"  # the SamplingParams built from the request
 USAGE = "response.usage"  # the usage dict
 CLIENT_ERROR = "response.client_error"  # a ClientError about to be answered
@@ -60,6 +61,7 @@ FINISH_WITH_TOOL_CALLS = "tools.finish_reason"  # "tool_calls" (the finish_reaso
 STREAM_ROLE_CHUNK = "stream.role_chunk"  # bool: whether the first chunk carries the role
 STREAM_CHUNK_TEXT = "stream.chunk_text"  # the decoded text of one stream chunk (before the parsers)
 STREAM_BODY = "stream.body"  # list of token chunks before the finish chunk
+STREAM_TEXT_LIMIT = "stream.text_limit"  # int: characters of a generation a stream may send (context: gen)
 STREAM_DONE = "stream.done"  # bool: whether ``data: [DONE]`` ends the stream
 # completions
 COMPLETION_N = "completions.n"  # the raw ``n`` field

@@ -18,6 +18,9 @@ def server_info(st: ServerState) -> dict[str, Any]:
         "attention_backend": "reference", "mm_attention_backend": mm_attention_backend(st),
         "mem_fraction_static": v.recipe.mem_fraction_static, "chunked_prefill_size": 8192,
         "stream_interval": st.stream_interval,  # tokens per stream chunk (--stream-interval)
+        # SGLang's --sampling-defaults: "model" applies the checkpoint's generation_config (here the declared
+        # --sampling-defaults, reported in /model_info); without declared defaults the reference is "openai"
+        "sampling_defaults": "model" if st.sampling_defaults else "openai",
         "disable_radix_cache": False, "enable_torch_compile": False, "random_seed": 0,
         # the reference honours `seed` (SGLang: only with this flag)
         "enable_deterministic_inference": st.hooks(H.DETERMINISTIC_INFERENCE, True),
@@ -34,7 +37,8 @@ def model_info(st: ServerState) -> dict[str, Any]:
     arch = {"dense": "Lfm2ForCausalLM", "moe": "Lfm2MoeForCausalLM", "vl": "Lfm2VlForConditionalGeneration"}
     return {
         "model_path": v.hf_path, "tokenizer_path": v.hf_path, "served_model_name": v.hf_path,
-        "is_generation": True, "preferred_sampling_params": None, "weight_version": "default",
+        "is_generation": True,
+        "preferred_sampling_params": dict(st.sampling_defaults) if st.sampling_defaults else None, "weight_version": "default",
         "reasoning_parser": v.reasoning_parser, "tool_call_parser": v.tool_call_parser,
         "has_image_understanding": v.supports("vision"), "has_audio_understanding": False,
         "model_type": {"dense": "lfm2", "moe": "lfm2_moe", "vl": "lfm2_vl"}[v.architecture],

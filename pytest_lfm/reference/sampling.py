@@ -25,14 +25,21 @@ spaces_between_special_tokens
 """.split())
 
 
+# the fields a server's generation-config defaults cover (§3.1: user value > generation_config > OpenAI)
+DEFAULTABLE = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty")
+
+
 def validating(st: ServerState) -> bool:
     """Whether range and context checks run."""
     return st.hooks(H.VALIDATE, True)
 
 
 def sampling_from_request(body: Mapping[str, Any], *, chat: bool, st: ServerState) -> SamplingParams:
-    """SGLang's ``to_sampling_params``: user value > OpenAI defaults (no generation_config here)."""
+    """SGLang's ``to_sampling_params``: user value > the server's declared defaults (``--sampling-defaults``,
+    as a checkpoint's generation_config; chat only, §3.2) > OpenAI defaults."""
     st.hooks(H.REQUEST_FIELDS, body)
+    declared = st.hooks(H.SAMPLING_DEFAULTS, dict(st.sampling_defaults or {}) if chat else {}, chat=chat)
+    body = {**{k: v for k, v in declared.items() if k in DEFAULTABLE}, **{k: v for k, v in body.items() if v is not None}}
     if chat:
         max_new = opt_int(body.get("max_completion_tokens"), "max_completion_tokens") or \
             opt_int(body.get("max_tokens"), "max_tokens")

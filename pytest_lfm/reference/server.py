@@ -24,13 +24,14 @@ class ReferenceServer:
     def __init__(self, variant_id: str, *, host: str = "127.0.0.1", port: int = 0, faults: Iterable[str] = (),
                  api_key: str | None = None, version: str = "0.5.23", context_length: int | None = None,
                  parsers: str = "project", sglang_dir: str | None = None, hardware: str | None = None,
-                 ttft_delay_ms: float = 0.0, tpot_delay_ms: float = 0.0, stream_interval: int = 1) -> None:
+                 ttft_delay_ms: float = 0.0, tpot_delay_ms: float = 0.0, stream_interval: int = 1,
+                 sampling_defaults: dict[str, float] | None = None) -> None:
         if stream_interval < 1:
             raise ValueError(f"stream_interval must be at least 1 token per chunk, got {stream_interval}")
         self.state = ServerState(variant=get_variant(variant_id), version=version, faults=Faults(faults),
                                  api_key=api_key, context_length=context_length,
                                  ttft_delay_ms=ttft_delay_ms, tpot_delay_ms=tpot_delay_ms,
-                                 stream_interval=stream_interval)
+                                 stream_interval=stream_interval, sampling_defaults=sampling_defaults)
         self.state.hardware = hardware
         if parsers == "sglang":
             # a real SGLang release's parser code; its version replaces the emulated one (case gates)

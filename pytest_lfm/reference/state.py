@@ -109,6 +109,10 @@ class ServerState:
     tpot_delay_ms: float = 0.0
     # tokens per stream chunk (SGLang's ``--stream-interval``)
     stream_interval: int = 1
+    # the sampling defaults the server declares (``--sampling-defaults``, as a checkpoint's generation_config
+    # under SGLang's ``--sampling-defaults model``): applied to chat requests that omit the field, reported
+    # in /model_info's preferred_sampling_params
+    sampling_defaults: dict[str, float] | None = None
     slots: SlotTable = field(default_factory=SlotTable)
     lock: threading.Lock = field(default_factory=threading.Lock)  # guards the image cache and counters
     _hooks: FaultHooks | None = field(default=None, repr=False)

@@ -56,9 +56,12 @@ def null_reasoning(st: ServerState) -> dict[str, Any]:
     return {"reasoning_content": None} if recorded_0517_shapes(st) else {}
 
 
-def text_chunks(gen: Generation, skip_special_tokens: bool, interval: int) -> list[tuple[str, int, int]]:
+def text_chunks(gen: Generation, skip_special_tokens: bool, interval: int,
+                limit: int | None = None) -> list[tuple[str, int, int]]:
     """(text, first token, end token) of each stream chunk: ``interval`` tokens per chunk, chunks without
-    text dropped, the text cut where the generation's (stop-trimmed) text ends."""
+    text dropped, the text cut where the generation's (stop-trimmed) text ends (``limit`` characters of the
+    decoded tokens instead, when given: the stop-string fault class)."""
+    limit = len(gen.text) if limit is None else limit
     decoder = tok.IncrementalDecoder(skip_special_tokens)
     out: list[tuple[str, int, int]] = []
     step = max(1, interval)
@@ -72,9 +75,9 @@ def text_chunks(gen: Generation, skip_special_tokens: bool, interval: int) -> li
         out.append((tail, len(gen.ids), len(gen.ids)))
     limited, emitted = [], 0
     for piece, start, end in out:
-        if emitted >= len(gen.text):
+        if emitted >= limit:
             break
-        piece = piece[: len(gen.text) - emitted]
+        piece = piece[: limit - emitted]
         emitted += len(piece)
         limited.append((piece, start, end))
     return limited
@@ -201,7 +204,8 @@ def _choice_body(gen: Generation, body: Mapping[str, Any], ctx: ChatContext, st:
         else:
             emit({"content": c_delta})
 
-    for piece, _start, end in text_chunks(gen, params_skip(body, ctx), st.stream_interval):
+    for piece, _start, end in text_chunks(gen, params_skip(body, ctx), st.stream_interval,
+                                            st.hooks(H.STREAM_TEXT_LIMIT, len(gen.text), gen=gen)):
         decoded_to = end
         piece = st.hooks(H.STREAM_CHUNK_TEXT, piece)
         r_delta, c_delta = (rparser.feed(piece) if rparser else ("", piece))
@@ -264,7 +268,8 @@ def _completion_events(resp: dict[str, Any], gens: Sequence[Generation], body: M
         echo_text = text[: len(text) - len(gen.text)]
         if echo_text:
             yield event(choice["index"], echo_text, _lp_slice(lp, 0, n_echo))
-        for piece, start, end in text_chunks(gen, bool(body.get("skip_special_tokens", True)), st.stream_interval):
+        for piece, start, end in text_chunks(gen, bool(body.get("skip_special_tokens", True)), st.stream_interval,
+                                                st.hooks(H.STREAM_TEXT_LIMIT, len(gen.text), gen=gen)):
             end = min(end, gen.text_token_count)
             yield event(choice["index"], piece, _lp_slice(lp, n_echo + min(start, end), n_echo + end))
         yield event(choice["index"], "", None, choice["finish_reason"], choice["matched_stop"])

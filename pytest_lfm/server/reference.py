@@ -11,6 +11,7 @@ SGLang release's parsers passes them here; none starts the process or reads its 
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import subprocess
@@ -18,7 +19,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +53,8 @@ class ReferenceOptions:
     tpot_delay_ms: float = 0.0
     stream_interval: int = 1
     """Tokens per stream chunk (SGLang's ``--stream-interval``)."""
+    sampling_defaults: tuple[tuple[str, float], ...] = ()
+    """Declared sampling defaults (``--sampling-defaults``: a checkpoint's generation_config)."""
 
     def argv(self) -> list[str]:
         """The command-line flags (the API key is not among them: see :meth:`env`)."""
@@ -72,6 +75,8 @@ class ReferenceOptions:
             cmd += ["--tpot-delay-ms", str(self.tpot_delay_ms)]
         if self.stream_interval != 1:
             cmd += ["--stream-interval", str(self.stream_interval)]
+        if self.sampling_defaults:
+            cmd += ["--sampling-defaults", json.dumps(dict(self.sampling_defaults))]
         if self.api_key:
             cmd += ["--api-key-env", API_KEY_ENV]  # never in argv
         return cmd
@@ -89,7 +94,8 @@ class ReferenceOptions:
                 "context_length": self.context_length, "parsers": "sglang" if self.sglang_dir else "project",
                 "sglang_dir": self.sglang_dir, "hardware": self.hardware,
                 "ttft_delay_ms": self.ttft_delay_ms, "tpot_delay_ms": self.tpot_delay_ms,
-                "stream_interval": self.stream_interval}
+                "stream_interval": self.stream_interval,
+                "sampling_defaults": dict(self.sampling_defaults) or None}
 
     def in_thread(self) -> ReferenceServer:
         """The same server as a (not yet started) thread of this process, for tests that call it directly."""
@@ -108,9 +114,10 @@ class ReferenceProcess:
     def __init__(self, variant_id: str, faults: Iterable[str] = (), api_key: str | None = None,
                  version: str | None = None, sglang_dir: str | None = None, hardware: str | None = None, *,
                  context_length: int | None = None, ttft_delay_ms: float = 0.0, tpot_delay_ms: float = 0.0,
-                 stream_interval: int = 1) -> None:
+                 stream_interval: int = 1, sampling_defaults: Mapping[str, float] | None = None) -> None:
         self.options = ReferenceOptions(variant_id, tuple(faults), api_key, version, sglang_dir, hardware,
-                                        context_length, ttft_delay_ms, tpot_delay_ms, stream_interval)
+                                        context_length, ttft_delay_ms, tpot_delay_ms, stream_interval,
+                                        tuple((sampling_defaults or {}).items()))
         self.proc: subprocess.Popen[str] | None = None
         self.port: int | None = None
         self.cmd: list[str] = []
