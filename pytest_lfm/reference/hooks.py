@@ -80,6 +80,14 @@ FLUSH_FORGETS_FIRST_IMAGE = "images.flush_forgets_first"  # bool: /flush_cache f
 MM_ATTENTION_BACKEND = "info.mm_attention_backend"  # the reported --mm-attention-backend
 # concurrency
 DECODE_STATE = "model.decode_state"  # the per-request decode state slot (context: st, request)
+# protocol, info and caches
+INFO = "info.dict"  # the dict /server_info or /model_info answers (context: endpoint)
+MODELS_LIST = "info.models"  # the dict /v1/models answers
+MODEL_NOT_FOUND = "info.model_not_found"  # (status, body) of GET /v1/models/{a model not served}
+CREATED = "response.created"  # the ``created`` of a chat completion (or its chunks): int seconds
+PREFIX_CACHE = "model.prefix_cache"  # the plan of a chat generation (context: st, ids: the prompt ids)
+FLUSH_CACHE = "admin.flush_cache"  # None, at /flush_cache (context: st)
+IMAGE_BYTES = "images.bytes"  # the loaded bytes of one image_url (context: url; hooks may raise MediaError)
 
 POINTS = frozenset(v for k, v in dict(globals()).items() if k.isupper() and isinstance(v, str) and "." in v)
 
