@@ -104,7 +104,8 @@ def test_a_failing_check_still_shuts_the_engine_down(pytester: pytest.Pytester, 
     assert [e["event"] for e in _events(fake) if e["event"] != "generate"] == ["create", "shutdown"]
 
 
-@pytest.mark.parametrize("fault", ["prefix_cache_hit_stale_state", "ignore_repetition_penalty", "image_dropped"])
+@pytest.mark.parametrize("fault", ["prefix_cache_hit_stale_state", "ignore_repetition_penalty", "image_dropped",
+                                   "skip_special_tokens_ignored"])
 def test_engine_checks_fail_on_their_engine_faults(pytester: pytest.Pytester, fake: Path,
                                                    monkeypatch: pytest.MonkeyPatch, fault: str) -> None:
     """The proof of the engine family's fault rows (conformance/engine/faults.toml): with the fake engine's
@@ -116,6 +117,8 @@ def test_engine_checks_fail_on_their_engine_faults(pytester: pytest.Pytester, fa
         "ignore_repetition_penalty": ("test_engine_repetition_penalty_changes_repetitive_greedy", "8B-A1B",
                                       "repetition_penalty=2.0 changes a repetitive greedy continuation"),
         "image_dropped": ("test_engine_image_data", "VL-1.6B", "the image adds prompt tokens"),
+        "skip_special_tokens_ignored": ("test_engine_forced_tool_calls_parse", "8B-A1B",
+                                        "tool calls: the regex-forced output"),
     }[fault]
     monkeypatch.setenv("FAKE_ENGINE_FAULT", fault)
     models = {"8B-A1B": "tiny-lfm2-moe", "VL-1.6B": "tiny-lfm2-vl"}

@@ -575,3 +575,8 @@ def _webp_refused(data: bytes, **_: Any) -> bytes:
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         raise MediaError("cannot identify image file <_io.BytesIO object>")
     return data
+
+
+@fault_hook("skip_special_tokens_ignored", H.SAMPLING_PARAMS)
+def _skip_special_tokens_ignored(p: SamplingParams, **_: Any) -> SamplingParams:
+    return replace(p, skip_special_tokens=True)  # chat's tool parsing turns it off again after this point

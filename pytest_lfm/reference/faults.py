@@ -111,6 +111,9 @@ FAULTS: dict[str, str] = {
     "created_float": "a chat completion's created is a float of seconds (time.time() without int())",
     "webp_refused": "WebP images are refused (400 'cannot identify image file', as with a Pillow built without "
                     "WebP support) while PNG and JPEG load",
+    "skip_special_tokens_ignored": "the request's skip_special_tokens=false is ignored: control tokens such as "
+                                   "<|tool_call_start|> are stripped from the text (the server's own tool parsing "
+                                   "still sees them)",
 }
 
 
