@@ -105,7 +105,7 @@ def test_a_failing_check_still_shuts_the_engine_down(pytester: pytest.Pytester, 
 
 
 @pytest.mark.parametrize("fault", ["prefix_cache_hit_stale_state", "ignore_repetition_penalty", "image_dropped",
-                                   "skip_special_tokens_ignored"])
+                                   "skip_special_tokens_ignored", "length_finish_stop", "regex_ignored"])
 def test_engine_checks_fail_on_their_engine_faults(pytester: pytest.Pytester, fake: Path,
                                                    monkeypatch: pytest.MonkeyPatch, fault: str) -> None:
     """The proof of the engine family's fault rows (conformance/engine/faults.toml): with the fake engine's
@@ -119,6 +119,8 @@ def test_engine_checks_fail_on_their_engine_faults(pytester: pytest.Pytester, fa
         "image_dropped": ("test_engine_image_data", "VL-1.6B", "the image adds prompt tokens"),
         "skip_special_tokens_ignored": ("test_engine_forced_tool_calls_parse", "8B-A1B",
                                         "tool calls: the regex-forced output"),
+        "length_finish_stop": ("test_engine_completion_length_accounting", "8B-A1B", "finish_reason with ignore_eos"),
+        "regex_ignored": ("test_engine_forced_reasoning_split", "8B-A1B", "reasoning: the regex-forced output"),
     }[fault]
     monkeypatch.setenv("FAKE_ENGINE_FAULT", fault)
     models = {"8B-A1B": "tiny-lfm2-moe", "VL-1.6B": "tiny-lfm2-vl"}

@@ -179,7 +179,7 @@ def prepare_chat(body: Mapping[str, Any], st: ServerState) -> tuple[list[int], l
         messages=messages, tools=tools, tool_choice=effective_choice, parallel_tool_calls=parallel,
         thinking=thinking_enabled(body, st), images=images,
         json_mode=isinstance(rf, Mapping) and rf.get("type") in ("json_object", "json_schema"),
-        regex_text=forced_text(body),
+        regex_text=st.hooks(H.REGEX_TEXT, forced_text(body)),
     )))
     return ids, plan, params, ChatContext(tools, effective_choice, parsing, parallel, images)
 

@@ -73,7 +73,7 @@ def completion_response(body: Mapping[str, Any], st: ServerState,
                 f"messages and {params.max_new_tokens} tokens for the completion. Please reduce the number of "
                 "tokens in the input messages or the completion to fit within the limit."
             )
-        plan = to_tokens(plan_completion(text, forced_text(body)))
+        plan = to_tokens(plan_completion(text, st.hooks(H.REGEX_TEXT, forced_text(body))))
         prompt_total += len(ids)
         for i in range(n):
             p = with_seed(params, i)
@@ -92,7 +92,8 @@ def completion_response(body: Mapping[str, Any], st: ServerState,
                 logprobs = st.hooks(H.COMPLETION_LOGPROBS, completion_logprobs(gen, ids if echo else [],
                                                                                p.top_logprobs))
             choices.append({"index": len(choices), "text": out_text, "logprobs": logprobs,
-                            "finish_reason": gen.finish_reason, "matched_stop": gen.matched_stop})
+                            "finish_reason": st.hooks(H.COMPLETION_FINISH_REASON, gen.finish_reason),
+                            "matched_stop": gen.matched_stop})
     return {"id": uuid.uuid4().hex, "object": "text_completion", "created": int(time.time()),
             "model": body.get("model") or "default", "choices": choices,
             "usage": usage(prompt_total, completion_total, 0, st), "metadata": {"weight_version": "default"}}

@@ -580,3 +580,13 @@ def _webp_refused(data: bytes, **_: Any) -> bytes:
 @fault_hook("skip_special_tokens_ignored", H.SAMPLING_PARAMS)
 def _skip_special_tokens_ignored(p: SamplingParams, **_: Any) -> SamplingParams:
     return replace(p, skip_special_tokens=True)  # chat's tool parsing turns it off again after this point
+
+
+@fault_hook("length_finish_stop", H.COMPLETION_FINISH_REASON)
+def _length_finish_stop(finish: str | None, **_: Any) -> str | None:
+    return "stop" if finish == "length" else finish
+
+
+@fault_hook("regex_ignored", H.REGEX_TEXT)
+def _regex_ignored(text: str | None, **_: Any) -> str | None:
+    return None

@@ -114,6 +114,9 @@ FAULTS: dict[str, str] = {
     "skip_special_tokens_ignored": "the request's skip_special_tokens=false is ignored: control tokens such as "
                                    "<|tool_call_start|> are stripped from the text (the server's own tool parsing "
                                    "still sees them)",
+    "length_finish_stop": "a /v1/completions choice cut off by max_tokens reports finish_reason 'stop' instead "
+                          "of 'length'",
+    "regex_ignored": "the regex constraint of a request never reaches the sampler: the output is unconstrained",
 }
 
 

@@ -87,6 +87,8 @@ MODEL_NOT_FOUND = "info.model_not_found"  # (status, body) of GET /v1/models/{a 
 CREATED = "response.created"  # the ``created`` of a chat completion (or its chunks): int seconds
 PREFIX_CACHE = "model.prefix_cache"  # the plan of a chat generation (context: st, ids: the prompt ids)
 FLUSH_CACHE = "admin.flush_cache"  # None, at /flush_cache (context: st)
+REGEX_TEXT = "sampling.regex_text"  # the text a request's regex constraint forces, or None
+COMPLETION_FINISH_REASON = "completions.finish_reason"  # a /v1/completions choice's finish_reason
 IMAGE_BYTES = "images.bytes"  # the loaded bytes of one image_url (context: url; hooks may raise MediaError)
 
 POINTS = frozenset(v for k, v in dict(globals()).items() if k.isupper() and isinstance(v, str) and "." in v)
