@@ -104,6 +104,35 @@ def test_a_failing_check_still_shuts_the_engine_down(pytester: pytest.Pytester, 
     assert [e["event"] for e in _events(fake) if e["event"] != "generate"] == ["create", "shutdown"]
 
 
+@pytest.mark.parametrize("fault", ["prefix_cache_hit_stale_state", "ignore_repetition_penalty", "image_dropped",
+                                   "skip_special_tokens_ignored", "length_finish_stop", "regex_ignored"])
+def test_engine_checks_fail_on_their_engine_faults(pytester: pytest.Pytester, fake: Path,
+                                                   monkeypatch: pytest.MonkeyPatch, fault: str) -> None:
+    """The proof of the engine family's fault rows (conformance/engine/faults.toml): with the fake engine's
+    fault of that name, exactly the check written for it fails, its message naming Expected, Actual and what
+    went wrong; the same checks pass without it (test_engine_checks_run_and_http_checks_skip)."""
+    check, variant, words = {
+        "prefix_cache_hit_stale_state": ("test_engine_greedy_repeatable", "8B-A1B",
+                                         "sequential greedy requests give the same text"),
+        "ignore_repetition_penalty": ("test_engine_repetition_penalty_changes_repetitive_greedy", "8B-A1B",
+                                      "repetition_penalty=2.0 changes a repetitive greedy continuation"),
+        "image_dropped": ("test_engine_image_data", "VL-1.6B", "the image adds prompt tokens"),
+        "skip_special_tokens_ignored": ("test_engine_forced_tool_calls_parse", "8B-A1B",
+                                        "tool calls: the regex-forced output"),
+        "length_finish_stop": ("test_engine_completion_length_accounting", "8B-A1B", "finish_reason with ignore_eos"),
+        "regex_ignored": ("test_engine_forced_reasoning_split", "8B-A1B", "reasoning: the regex-forced output"),
+    }[fault]
+    monkeypatch.setenv("FAKE_ENGINE_FAULT", fault)
+    models = {"8B-A1B": "tiny-lfm2-moe", "VL-1.6B": "tiny-lfm2-vl"}
+    ret, out, checks = _run(pytester, ["test_engine.py"], "-k", check, models={variant: models[variant]})
+    assert ret == 1, out[-3000:]
+    ran = {k: c for k, c in checks.items() if f"::{check}[" in k}
+    assert ran and {c["outcome"] for c in ran.values()} == {"failed"}, (_outcomes(checks, "::"), out[-3000:])
+    for c in ran.values():
+        assert "Expected" in c["message"] and "Actual" in c["message"] and words in c["message"], c["message"]
+    assert [e["event"] for e in _events(fake) if e["event"] != "generate"] == ["create", "shutdown"]
+
+
 def test_ctrl_c_mid_request_shuts_the_engine_down(pytester: pytest.Pytester, fake: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAKE_ENGINE_FAULT", "interrupt_on_generate")

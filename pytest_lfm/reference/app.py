@@ -97,9 +97,10 @@ def create_app(state: ServerState) -> FastAPI:
     @app.get("/v1/models/{model_id:path}")
     async def model(model_id: str) -> Response:
         if model_id != state.model_name:
-            return JSONResponse({"error": {"message": f"The model '{model_id}' does not exist",
-                                           "type": "invalid_request_error", "param": "model",
-                                           "code": "model_not_found"}}, status_code=404)
+            status, body = state.hooks(hooks.MODEL_NOT_FOUND, (404, {"error": {
+                "message": f"The model '{model_id}' does not exist", "type": "invalid_request_error",
+                "param": "model", "code": "model_not_found"}}))
+            return JSONResponse(body, status_code=status)
         return JSONResponse(serving.models_list(state)["data"][0])
 
     @app.get("/server_info")

@@ -179,7 +179,7 @@ def prepare_chat(body: Mapping[str, Any], st: ServerState) -> tuple[list[int], l
         messages=messages, tools=tools, tool_choice=effective_choice, parallel_tool_calls=parallel,
         thinking=thinking_enabled(body, st), images=images,
         json_mode=isinstance(rf, Mapping) and rf.get("type") in ("json_object", "json_schema"),
-        regex_text=forced_text(body),
+        regex_text=st.hooks(H.REGEX_TEXT, forced_text(body)),
     )))
     return ids, plan, params, ChatContext(tools, effective_choice, parsing, parallel, images)
 
@@ -207,7 +207,8 @@ def decode_plan(plan: list[PlanToken], st: ServerState) -> list[PlanToken]:
 
 def run_generation(ids: list[int], plan: list[PlanToken], params: SamplingParams, st: ServerState) -> Generation:
     """One generation in this request's decode slot."""
-    return generate(ids, decode_plan(plan, st), params, st.context - len(ids))
+    plan = st.hooks(H.PREFIX_CACHE, decode_plan(plan, st), st=st, ids=ids)
+    return generate(ids, plan, params, st.context - len(ids))
 
 
 # ------------------------------------------------------------------------------------------ tool calls
@@ -362,7 +363,7 @@ def chat_response(body: Mapping[str, Any], st: ServerState) -> dict[str, Any]:
         completion_tokens += len(gen.ids)
         reasoning_tokens += out.reasoning_tokens
     return {
-        "id": uuid.uuid4().hex, "object": "chat.completion", "created": int(time.time()),
+        "id": uuid.uuid4().hex, "object": "chat.completion", "created": st.hooks(H.CREATED, int(time.time())),
         "model": body.get("model") or "default", "choices": choices,
         "usage": usage(len(ids), completion_tokens, reasoning_tokens, st),
         "metadata": {"weight_version": "default"},

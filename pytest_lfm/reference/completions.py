@@ -93,7 +93,8 @@ def completion_response(body: Mapping[str, Any], st: ServerState,
                 logprobs = st.hooks(H.COMPLETION_LOGPROBS, completion_logprobs(gen, ids if echo else [],
                                                                                p.top_logprobs))
             choices.append({"index": len(choices), "text": out_text, "logprobs": logprobs,
-                            "finish_reason": gen.finish_reason, "matched_stop": gen.matched_stop})
+                            "finish_reason": st.hooks(H.COMPLETION_FINISH_REASON, gen.finish_reason),
+                            "matched_stop": gen.matched_stop})
     return {"id": uuid.uuid4().hex, "object": "text_completion", "created": int(time.time()),
             "model": body.get("model") or "default", "choices": choices,
             "usage": usage(prompt_total, completion_total, 0, st), "metadata": {"weight_version": "default"}}
@@ -140,9 +141,10 @@ def completion_plan(text: str, body: Mapping[str, Any], st: ServerState) -> list
     """The planned continuation of a raw prompt. A prompt that is a rendered conversation is answered as the
     chat endpoint answers it (the same model sees the same tokens); anything else continues the text."""
     messages = chatml_messages(text)
+    regex_text = st.hooks(H.REGEX_TEXT, forced_text(body))
     if messages is None:
-        return plan_completion(text, forced_text(body))
+        return plan_completion(text, regex_text)
     return plan_chat(ChatPlanInput(messages=messages, tools=[], tool_choice="none", parallel_tool_calls=True,
                                    thinking=st.variant.reasoning_parser == "qwen3-thinking", images=[],
-                                   regex_text=forced_text(body)))
+                                   regex_text=regex_text))
 

@@ -608,3 +608,106 @@ def _deterministic_inference_off(value: bool, **_: Any) -> bool:
 @fault_hook("deterministic_inference_off", H.SEED)
 def _seed_without_determinism(value: Any, **_: Any) -> Any:
     return None
+
+
+# ------------------------------------------------------------------------------------------ protocol, info, caches
+# (the fault modes that close the protocol and vision gaps of the fault tables)
+
+
+@fault_hook("models_list_checkpoint_path", H.MODELS_LIST)
+def _models_list_checkpoint_path(listing: dict[str, Any], **_: Any) -> dict[str, Any]:
+    """The list names the checkpoint as a local directory, not the name the server answers to."""
+    def local(card: dict[str, Any]) -> dict[str, Any]:
+        path = "/models/" + str(card.get("id")).rsplit("/", 1)[-1]
+        return {**card, "id": path, "root": path}
+
+    return {**listing, "data": [local(c) for c in listing.get("data", [])]}
+
+
+@fault_hook("unknown_model_flat_404", H.MODEL_NOT_FOUND)
+def _unknown_model_flat_404(answer: tuple[int, Any], **_: Any) -> tuple[int, Any]:
+    return 404, {"detail": "Not Found"}  # what FastAPI answers for a path no route serves
+
+
+@fault_hook("server_info_no_version", H.INFO)
+def _server_info_no_version(info: dict[str, Any], **_: Any) -> dict[str, Any]:
+    return {k: v for k, v in info.items() if k != "version"}
+
+
+@fault_hook("recipe_parsers_missing", H.INFO)
+def _recipe_parsers_missing_info(info: dict[str, Any], **_: Any) -> dict[str, Any]:
+    return {**info, "tool_call_parser": None, "reasoning_parser": None}
+
+
+@fault_hook("recipe_parsers_missing", H.TOOL_PARSING)
+def _recipe_parsers_missing_tools(value: bool, **_: Any) -> bool:
+    return False
+
+
+@fault_hook("recipe_parsers_missing", H.REASONING_PARSER)
+def _recipe_parsers_missing_reasoning(parser: str | None, **_: Any) -> str | None:
+    return None
+
+
+@fault_hook("stream_first_token_dropped", H.STREAM_BODY)
+def _stream_first_token_dropped(chunks: list[dict[str, Any]], **_: Any) -> list[dict[str, Any]]:
+    def has_text(ev: Mapping[str, Any]) -> bool:
+        return any((c.get("delta") or {}).get("content") or (c.get("delta") or {}).get("reasoning_content")
+                   for c in ev.get("choices") or ())
+
+    first = next((i for i, ev in enumerate(chunks) if has_text(ev)), None)
+    return chunks if first is None else chunks[:first] + chunks[first + 1:]
+
+
+@fault_hook("created_float", H.CREATED)
+def _created_float(created: int, **_: Any) -> Any:
+    import time
+
+    return time.time()
+
+
+_PREFIX_CACHE = "prefix_cache_hit_stale_state"
+
+
+@fault_hook("prefix_cache_hit_stale_state", H.PREFIX_CACHE)
+def _prefix_cache_stale(plan: list[Any], *, st: ServerState, ids: Sequence[int], **_: Any) -> list[Any]:
+    """A prompt seen before (a prefix-cache hit) resumes from a stale convolution state: the continuation
+    shifts by one planned token after the first few. A miss (first sight, or after /flush_cache) is correct."""
+    key = hash(tuple(ids))
+    with st.lock:
+        seen: set[int] = st.fault_scratch.setdefault(_PREFIX_CACHE, set())
+        hit = key in seen
+        seen.add(key)
+    if not hit or not plan:
+        return plan
+    keep = min(4, len(plan) - 1)
+    return plan[:keep] + plan[keep + 1:]
+
+
+@fault_hook("prefix_cache_hit_stale_state", H.FLUSH_CACHE)
+def _prefix_cache_flush(value: None, *, st: ServerState, **_: Any) -> None:
+    with st.lock:
+        st.fault_scratch.pop(_PREFIX_CACHE, None)
+    return value
+
+
+@fault_hook("webp_refused", H.IMAGE_BYTES)
+def _webp_refused(data: bytes, **_: Any) -> bytes:
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        raise MediaError("cannot identify image file <_io.BytesIO object>")
+    return data
+
+
+@fault_hook("skip_special_tokens_ignored", H.SAMPLING_PARAMS)
+def _skip_special_tokens_ignored(p: SamplingParams, **_: Any) -> SamplingParams:
+    return replace(p, skip_special_tokens=True)  # chat's tool parsing turns it off again after this point
+
+
+@fault_hook("length_finish_stop", H.COMPLETION_FINISH_REASON)
+def _length_finish_stop(finish: str | None, **_: Any) -> str | None:
+    return "stop" if finish == "length" else finish
+
+
+@fault_hook("regex_ignored", H.REGEX_TEXT)
+def _regex_ignored(text: str | None, **_: Any) -> str | None:
+    return None

@@ -131,6 +131,28 @@ FAULTS: dict[str, str] = {
     "deterministic_inference_off": "the server runs without --enable-deterministic-inference (SGLang's default): "
                                    "/server_info reports it false and `seed` does not fix the draw",
     "mm_attention_default": "the VL server runs without the recipe's --mm-attention-backend (reports triton_attn)",
+    # protocol and info endpoints, caches, delivery (the gaps of the fault tables)
+    "models_list_checkpoint_path": "/v1/models lists the checkpoint's local directory instead of the served model "
+                                   "name (--served-model-name ignored by the model list)",
+    "unknown_model_flat_404": "GET /v1/models/{unknown} answers FastAPI's bare 404 {'detail': 'Not Found'} (no "
+                              "route for model cards) instead of the OpenAI error with code model_not_found",
+    "server_info_no_version": "/server_info leaves out the SGLang version",
+    "recipe_parsers_missing": "the server runs without the recipe's --tool-call-parser and --reasoning-parser: "
+                              "/server_info reports them null and no tool-call or reasoning parsing happens",
+    "stream_first_token_dropped": "a stream loses its first generated token (an incremental detokenizer whose "
+                                  "read offset starts one token late): streamed text differs from non-streamed",
+    "prefix_cache_hit_stale_state": "a request whose prompt hits the prefix cache restores a stale convolution "
+                                    "state, so its greedy answer differs from the same request's on a cache miss "
+                                    "(the hybrid conv-state cache class, PR #23975); /flush_cache empties the cache",
+    "created_float": "a chat completion's created is a float of seconds (time.time() without int())",
+    "webp_refused": "WebP images are refused (400 'cannot identify image file', as with a Pillow built without "
+                    "WebP support) while PNG and JPEG load",
+    "skip_special_tokens_ignored": "the request's skip_special_tokens=false is ignored: control tokens such as "
+                                   "<|tool_call_start|> are stripped from the text (the server's own tool parsing "
+                                   "still sees them)",
+    "length_finish_stop": "a /v1/completions choice cut off by max_tokens reports finish_reason 'stop' instead "
+                          "of 'length'",
+    "regex_ignored": "the regex constraint of a request never reaches the sampler: the output is unconstrained",
 }
 
 

@@ -91,6 +91,16 @@ STREAM_TOOL_TAIL = "tools.stream_tail"  # text fed to the streaming tool parser 
 DETERMINISTIC_INFERENCE = "info.deterministic_inference"  # bool: the reported --enable-deterministic-inference
 # concurrency
 DECODE_STATE = "model.decode_state"  # the per-request decode state slot (context: st, request)
+# protocol, info and caches
+INFO = "info.dict"  # the dict /server_info or /model_info answers (context: endpoint)
+MODELS_LIST = "info.models"  # the dict /v1/models answers
+MODEL_NOT_FOUND = "info.model_not_found"  # (status, body) of GET /v1/models/{a model not served}
+CREATED = "response.created"  # the ``created`` of a chat completion (or its chunks): int seconds
+PREFIX_CACHE = "model.prefix_cache"  # the plan of a chat generation (context: st, ids: the prompt ids)
+FLUSH_CACHE = "admin.flush_cache"  # None, at /flush_cache (context: st)
+REGEX_TEXT = "sampling.regex_text"  # the text a request's regex constraint forces, or None
+COMPLETION_FINISH_REASON = "completions.finish_reason"  # a /v1/completions choice's finish_reason
+IMAGE_BYTES = "images.bytes"  # the loaded bytes of one image_url (context: url; hooks may raise MediaError)
 
 POINTS = frozenset(v for k, v in dict(globals()).items() if k.isupper() and isinstance(v, str) and "." in v)
 

@@ -43,7 +43,7 @@ def collect_images(messages: Sequence[Mapping[str, Any]], st: ServerState) -> li
             if not isinstance(url, str) or not url:
                 raise ClientError("image_url.url is required", type_="Bad Request")
             try:
-                img = facts_from_bytes(load_image_bytes(url, st.hooks(H.IMAGE_URL_TIMEOUT, URL_TIMEOUT_S)))
+                img = facts_from_bytes(st.hooks(H.IMAGE_BYTES, load_image_bytes(url, st.hooks(H.IMAGE_URL_TIMEOUT, URL_TIMEOUT_S)), url=url))
             except MediaError as exc:
                 raise st.hooks(H.MEDIA_ERROR, exc, st=st) from None
             img = st.hooks(H.IMAGE_DECODED, img)
@@ -79,6 +79,7 @@ def flush_cache(st: ServerState) -> None:
         if st.hooks(H.FLUSH_FORGETS_FIRST_IMAGE, True):
             st.first_image = None
         st.image_cache.clear()
+    st.hooks(H.FLUSH_CACHE, None, st=st)
 
 
 def prompt_ids_for(text: str, images: Sequence[ImageFacts], st: ServerState) -> list[int]:

@@ -11,7 +11,7 @@ from pytest_lfm.reference.state import ServerState
 def server_info(st: ServerState) -> dict[str, Any]:
     """``GET /server_info``: resolved server args as SGLang names them, plus ``version``."""
     v = st.variant
-    return {
+    return st.hooks(H.INFO, {
         "model_path": v.hf_path, "tokenizer_path": v.hf_path, "served_model_name": v.hf_path,
         "context_length": st.context, "dtype": "auto", "tp_size": 1, "trust_remote_code": True,
         "tool_call_parser": v.tool_call_parser, "reasoning_parser": v.reasoning_parser,
@@ -28,14 +28,14 @@ def server_info(st: ServerState) -> dict[str, Any]:
         "version": st.version, "frontend": "python", "reference_server": True,
         "reference_faults": sorted(st.faults.names),
         "reference_parsers": st.parsers.name,
-    }
+    }, endpoint="/server_info")
 
 
 def model_info(st: ServerState) -> dict[str, Any]:
     """``GET /model_info``."""
     v = st.variant
     arch = {"dense": "Lfm2ForCausalLM", "moe": "Lfm2MoeForCausalLM", "vl": "Lfm2VlForConditionalGeneration"}
-    return {
+    return st.hooks(H.INFO, {
         "model_path": v.hf_path, "tokenizer_path": v.hf_path, "served_model_name": v.hf_path,
         "is_generation": True,
         "preferred_sampling_params": dict(st.sampling_defaults) if st.sampling_defaults else None, "weight_version": "default",
@@ -43,14 +43,15 @@ def model_info(st: ServerState) -> dict[str, Any]:
         "has_image_understanding": v.supports("vision"), "has_audio_understanding": False,
         "model_type": {"dense": "lfm2", "moe": "lfm2_moe", "vl": "lfm2_vl"}[v.architecture],
         "architectures": [arch[v.architecture]],
-    }
+    }, endpoint="/model_info")
 
 
 def models_list(st: ServerState) -> dict[str, Any]:
     """``GET /v1/models``."""
-    return {"object": "list", "data": [{"id": st.model_name, "object": "model", "created": int(st.started),
-                                        "owned_by": "sglang", "root": st.model_name, "parent": None,
-                                        "max_model_len": st.context}]}
+    return st.hooks(H.MODELS_LIST, {
+        "object": "list", "data": [{"id": st.model_name, "object": "model", "created": int(st.started),
+                                    "owned_by": "sglang", "root": st.model_name, "parent": None,
+                                    "max_model_len": st.context}]})
 
 
 def mm_attention_backend(st: ServerState) -> str | None:

@@ -99,6 +99,9 @@ class ServerState:
     image_cache: dict[str, ImageFacts] = field(default_factory=dict)
     image_requests: int = 0
     media_wedged: bool = False
+    # state a fault mode keeps between requests (e.g. the prefix cache of ``prefix_cache_hit_stale_state``);
+    # empty and unused on a server without faults
+    fault_scratch: dict[str, Any] = field(default_factory=dict)
     # the tool-call and reasoning parsers: the project's (pytest_lfm.lfm2, default) or a real SGLang
     # release's (pytest_lfm.reference.upstream.UpstreamParsers, ``--parsers sglang``)
     parsers: ParserBackend = field(default_factory=ProjectParsers)

@@ -94,7 +94,7 @@ def chat_stream(body: Mapping[str, Any], st: ServerState) -> Iterator[Event]:
 
 def _chat_events(gens: Sequence[Generation], ids: list[int], body: Mapping[str, Any], ctx: ChatContext,
                  st: ServerState) -> Iterator[Event]:
-    rid, created, model = uuid.uuid4().hex, int(time.time()), body.get("model") or "default"
+    rid, created, model = uuid.uuid4().hex, st.hooks(H.CREATED, int(time.time())), body.get("model") or "default"
 
     def chunker(index: int) -> Chunker:
         def chunk(delta: dict[str, Any], finish: str | None = None, matched: Any = None,
