@@ -22,6 +22,7 @@ from PIL import Image
 from pytest_lfm import bench
 from pytest_lfm.__main__ import main as cli_main
 from pytest_lfm.hardware import hardware_ids
+from pytest_lfm.paths import suite_module
 from pytest_lfm.reference.server import ReferenceServer
 from pytest_lfm.variants import variant_ids
 
@@ -265,7 +266,7 @@ def test_self_calibrated_budget_for_random_weights_passes_its_own_figures_and_fl
     passes; the negative control (figures 1000x better than measured) fails on all three metrics."""
     import importlib.util
 
-    path = Path(__file__).resolve().parents[1] / "conformance" / "test_performance.py"
+    path = suite_module("test_performance.py")
     spec = importlib.util.spec_from_file_location("perf_checks_under_test", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
