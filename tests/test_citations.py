@@ -56,3 +56,14 @@ def test_a_failing_check_prints_the_notes_it_cites(suite: Suite) -> None:
     run.assert_fails("test_stop_honoured_with_matched_stop", "text before the stop string")
     assert citations.REPORT_SECTION in run.stdout, run.stdout[-3000:]
     assert f"{citations.doc_path()}#s3.3" in run.stdout, run.stdout[-3000:]
+
+
+def test_facts_the_notes_name_exist() -> None:
+    """Every release fact the notes name (``fact `name```) is in pytest_lfm/data/release_facts.toml."""
+    from pytest_lfm import releases
+
+    text = citations.doc_path().read_text(encoding="utf-8")
+    named = set(re.findall(r"fact\s+`([a-z0-9-]+)`", text))
+    assert len(named) >= 5, named
+    for name in named:
+        releases.fact(name)  # raises for an unknown fact
