@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from packaging.version import InvalidVersion, Version
+from pytest_lfm.releases import parse_version as parse_version  # re-exported: one version parser
 
 BOT = "<|tool_call_start|>"
 EOT = "<|tool_call_end|>"
@@ -73,16 +73,6 @@ class Dialect:
             qwen_tool_call_ends_reasoning=has_fact("qwen3-tool-call-ends-reasoning", version),
             think_leak_in_stream=not has_fact("stream-reasoning-false-strips-think", version),
         )
-
-
-def parse_version(version: str | None) -> Version | None:
-    """A comparable version, or None for missing or unparsable text."""
-    if not version:
-        return None
-    try:
-        return Version(version.strip().lstrip("v"))
-    except InvalidVersion:
-        return None
 
 
 # --------------------------------------------------------------------------------------------- rendering
