@@ -65,7 +65,7 @@ def test_installed_wheel_runs_the_suite_from_an_empty_directory(dist: Path, tmp_
     assert counts["350M"]["passed"] >= 10, counts
     assert counts["350M"]["failed"] == 0 and counts["350M"]["error"] == 0, counts
     # the same selection in parallel, and with -k
-    r = _run([str(py), "-m", "pytest", "--lfm-server=reference", "--lfm-variant=350M", "-n", "2", "-k", "protocol",
+    r = _run([str(py), "-m", "pytest", "--lfm-server=reference", "--lfm-variant=350M", "-n", "2", "-k", "test_protocol",
               "-p", "no:cacheprovider", "-q", "--lfm-report=rep2"], empty)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
     report2 = json.loads((empty / "rep2" / "report.json").read_text())

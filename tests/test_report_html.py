@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 from harness import clean_env, run_pytest, suite_args
 
+from pytest_lfm import reporting
+
 VARIANTS = ("1.2B-Instruct", "VL-1.6B")
 INSTALL = "apt-get install -y chromium"
 # Read at import: tests/conftest.py clears LFM_* variables before each test.
@@ -88,7 +90,7 @@ def test_matrix_html_in_chromium(page: Path, tmp_path: Path) -> None:
     details = re.findall(r'<section class="cell-detail".*?</section>', dom, re.S)
     assert len(details) == 2
     for v, sec in zip(VARIANTS, details, strict=True):
-        assert f"unknown / {v}" in sec
+        assert f"{reporting.UNDECLARED_HARDWARE} / {v}" in sec
         failures = re.findall(r'<li data-family="test_protocol" data-outcome="failed">(.*?)</li>', sec, re.S)
         names = {re.search(r"<code>(.*?)</code>", f).group(1) for f in failures}  # type: ignore[union-attr]
         assert names == {"test_protocol.py::test_chat_completion_shape", "test_protocol.py::test_stream_order"}

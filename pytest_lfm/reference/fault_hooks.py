@@ -450,6 +450,11 @@ def _image_history_dropped(keep: bool, *, turn: int, last_user: int, **_: Any) -
     return keep and turn == last_user
 
 
+@fault_hook("image_history_dropped", H.IMAGE_PLACEHOLDER_MISMATCH)
+def _image_history_placeholders_kept(err: ClientError, **_: Any) -> ClientError | None:
+    return None  # the forgotten images' placeholders stay in the prompt as plain tokens, no error
+
+
 @fault_hook("image_load_oom", H.IMAGES_COLLECTED)
 def _image_load_oom(facts: list[ImageFacts], *, st: ServerState, **_: Any) -> list[ImageFacts]:
     if facts and st.image_requests > 24:

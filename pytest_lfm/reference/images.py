@@ -90,10 +90,12 @@ def prompt_ids_for(text: str, images: Sequence[ImageFacts], st: ServerState) -> 
     markers = ids.count(tok.IMAGE_ID)
     if markers != len(images):
         # a user typed the literal placeholder text: it cannot be told from an image part's placeholder
-        raise st.hooks(H.IMAGE_PLACEHOLDER_MISMATCH, ClientError(
+        err: ClientError | None = st.hooks(H.IMAGE_PLACEHOLDER_MISMATCH, ClientError(
             f"The prompt holds {markers} image placeholders ('<image>') but {len(images)} image(s) were given: "
             "remove the literal '<image>' text from the messages, or send one image part per placeholder."),
             markers=markers, images=len(images))
+        if err is not None:  # None: a fault that forgets images keeps their placeholders as plain tokens
+            raise err
     out: list[int] = []
     queue = list(images)
     for i in ids:
