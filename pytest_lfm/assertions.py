@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
 import pytest
@@ -81,3 +81,27 @@ def not_run(needs: str, detail: str) -> NoReturn:
     rather than passed or merely skipped. ``detail`` says what the server reported."""
     pytest.skip(f"{NOT_RUN}needs {needs}; {detail}")
 
+
+
+def repeated_fraction(text: str, n: int = 4) -> float:
+    """The share of character n-grams that occur earlier in the text (0: no repeats, near 1: a loop)."""
+    grams = [text[i:i + n] for i in range(max(0, len(text) - n + 1))]
+    return 0.0 if not grams else 1.0 - len(set(grams)) / len(grams)
+
+
+def expect_penalty_changes_repetition(plain: Sequence[str], penal: Sequence[str], need: int, record: Any,
+                                      context: Mapping[str, Any]) -> None:
+    """The behavioural proof that ``repetition_penalty=2.0`` reaches the sampler: greedy continuations of
+    repetitive prompts with it differ from those without it on at least ``need`` prompts, and repeat less.
+    ``plain`` and ``penal`` are the continuations at 1.0 and 2.0, prompt by prompt; the figures are recorded."""
+    __tracebackhide__ = True
+    differ = sum(x != y for x, y in zip(plain, penal, strict=True))
+    rep_plain = sum(repeated_fraction(t) for t in plain)
+    rep_penal = sum(repeated_fraction(t) for t in penal)
+    record("lfm_statistic", f"rp=2 differs from rp=1 on {differ}/{len(plain)} prompts; "
+                            f"repeated 4-gram share {rep_plain:.2f} -> {rep_penal:.2f}")
+    shown = {"rp=1.0": list(plain), "rp=2.0": list(penal), **context}
+    expect_true("repetition_penalty=2.0 changes a repetitive greedy continuation", differ >= need,
+                f">= {need}/{len(plain)} prompts differ", f"{differ}/{len(plain)}", shown)
+    expect_true("repetition_penalty=2.0 lowers repetition", rep_penal < rep_plain,
+                f"repeated 4-gram share below {rep_plain:.2f}", f"{rep_penal:.2f}", shown)

@@ -25,7 +25,12 @@ from typing import Any
 import pytest
 
 from pytest_lfm import lfm2
-from pytest_lfm.assertions import expect_equal, expect_restriction_is_greedy, expect_true
+from pytest_lfm.assertions import (
+    expect_equal,
+    expect_penalty_changes_repetition,
+    expect_restriction_is_greedy,
+    expect_true,
+)
 from pytest_lfm.cases import Case, load_cases
 from pytest_lfm.engine import EngineHandle, EngineResult, project_tool_calls, strip_eos
 from pytest_lfm.hardware import hardware_ids
@@ -113,12 +118,6 @@ def test_engine_restriction_makes_temperature_1_greedy(lfm_engine: EngineHandle,
                                  "applied from sampling_params", {"sampling_params": extra})
 
 
-def repeated_fraction(text: str, n: int = 4) -> float:
-    """The share of character n-grams that occur earlier in the text (0: no repeats, near 1: a loop)."""
-    grams = [text[i:i + n] for i in range(max(0, len(text) - n + 1))]
-    return 0.0 if not grams else 1.0 - len(set(grams)) / len(grams)
-
-
 def test_engine_repetition_penalty_changes_repetitive_greedy(lfm_engine: EngineHandle, lfm_target: Target,
                                                              record_property: Callable[[str, object], None]) -> None:
     """On prompts that make the model repeat, greedy output with ``repetition_penalty=2.0`` differs from
@@ -130,17 +129,8 @@ def test_engine_repetition_penalty_changes_repetitive_greedy(lfm_engine: EngineH
                 for p in REPEAT_PROMPTS]
 
     plain, penal = run(1.0), run(2.0)
-    differ = sum(a != b for a, b in zip(plain, penal, strict=True))
-    rep_plain = sum(repeated_fraction(t) for t in plain)
-    rep_penal = sum(repeated_fraction(t) for t in penal)
-    record_property("lfm_statistic", f"rp=2 differs from rp=1 on {differ}/{len(REPEAT_PROMPTS)} prompts; "
-                                     f"repeated 4-gram share {rep_plain:.2f} -> {rep_penal:.2f}")
     need = len(plain) if lfm_target.real_weights else 1
-    expect_true("repetition_penalty=2.0 changes a repetitive greedy continuation", differ >= need,
-                f">= {need}/{len(plain)} prompts differ", f"{differ}/{len(plain)}", {"rp=1.0": plain, "rp=2.0": penal})
-    expect_true("repetition_penalty=2.0 lowers repetition", rep_penal < rep_plain,
-                f"repeated 4-gram share below {rep_plain:.2f}", f"{rep_penal:.2f}",
-                {"rp=1.0": plain, "rp=2.0": penal})
+    expect_penalty_changes_repetition(plain, penal, need, record_property, {})
 
 
 # ------------------------------------------------------------------------------------------ forced outputs
