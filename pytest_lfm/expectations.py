@@ -65,6 +65,10 @@ class KnownFailureEntry:
     upstream defect), so the entry does not apply to it; it applies to every real server."""
     weights: str = "any"
     """"random": the defect shows only on random-weight fixture checkpoints (e.g. many ids decoding alike)."""
+    fatal: bool = False
+    """True: on the releases where the entry applies, the check's request takes the server down (e.g. a
+    device-side assert kills the scheduler), so a real server is not sent it: the check is reported as a
+    known failure that was not run. The bundled reference server (a test double, which survives it) runs it."""
 
     def applies_to_target(self, target: Target) -> bool:
         """The entry's server scope: real servers (and the reference server unless ``reference`` is false),
@@ -93,7 +97,8 @@ class KnownFailureEntry:
     def describe(self) -> str:
         """The xfail reason shown in reports."""
         where = f"fact {describe_gate(self.fact)}" if self.fact else "every SGLang release"
-        return f"known failure ({where}): {self.reason} ({self.link})"
+        fatal = "; not sent to a real server: it takes the server down" if self.fatal else ""
+        return f"known failure ({where}{fatal}): {self.reason} ({self.link})"
 
 
 @cache
@@ -170,7 +175,8 @@ def load_file(path: Path, checks: frozenset[str] | None = None) -> tuple[KnownFa
         entry = KnownFailureEntry(checks=patterns, reason=raw["reason"], link=raw["link"],
                                   fact=gate if gate is None or isinstance(gate, str) else tuple(gate),
                                   variants=tuple(raw.get("variants", ())), source=path.name,
-                                  reference=bool(raw.get("reference", True)), weights=str(raw.get("weights", "any")))
+                                  reference=bool(raw.get("reference", True)), weights=str(raw.get("weights", "any")),
+                                  fatal=bool(raw.get("fatal", False)))
         label = f"entry {n} ({entry.check!r})"
         if entry.fact is not None:
             try:
@@ -245,7 +251,8 @@ def known_failure_mark(item: pytest.Item, target: Target) -> pytest.MarkDecorato
         raise pytest.UsageError(exc.render()) from None
     if not entries:
         return None
-    return pytest.mark.xfail(strict=True, reason="; ".join(e.describe() for e in entries))
+    run = target.is_test_double or not any(e.fatal for e in entries)
+    return pytest.mark.xfail(strict=True, run=run, reason="; ".join(e.describe() for e in entries))
 
 
 def case_gate_skip(case: Case, target: Target) -> str | None:

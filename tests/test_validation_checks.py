@@ -31,12 +31,12 @@ def _attached_run(where: Path, url: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("old_reference", ["0.5.10"], indirect=True)
 def test_version_gates_0510(tmp_path: Path, old_reference: ReferenceProcess) -> None:
-    """On 0.5.10 repetition_penalty=0 is accepted: the accepting case runs and passes, the 400 case is skipped."""
+    """On 0.5.10 repetition_penalty=0 is accepted (and crashes a real engine): the contract case is a strict
+    known failure there, not an expected 200."""
     outcomes = _attached_run(tmp_path, old_reference.base_url)
-    assert outcomes["1.2B-Instruct-repetition_penalty_zero_accepted_0510"] == "passed", outcomes
-    assert outcomes["1.2B-Instruct-repetition_penalty_zero_rejected"] == "skipped", outcomes
+    assert outcomes["1.2B-Instruct-repetition_penalty_zero_rejected"] == "xfailed", outcomes
     assert outcomes["1.2B-Instruct-top_k_zero_accepted_0517"] == "passed", outcomes
-    bad = {k: v for k, v in outcomes.items() if v not in ("passed", "skipped")}
+    bad = {k: v for k, v in outcomes.items() if v not in ("passed", "skipped", "xfailed")}
     assert not bad, bad
 
 
