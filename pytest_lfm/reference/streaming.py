@@ -11,8 +11,6 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
-from packaging.version import Version
-
 from pytest_lfm import lfm2
 from pytest_lfm.reference import hooks as H
 from pytest_lfm.reference import tokenizer as tok
@@ -43,17 +41,13 @@ def params_skip(body: Mapping[str, Any], ctx: ChatContext) -> bool:
     return False if ctx.parsing else bool(body.get("skip_special_tokens", True))
 
 
-def recorded_0517_shapes(st: ServerState) -> bool:
-    """Stream shapes recorded from SGLang 0.5.17 that the 0.5.23 source study does not show (the role and
-    finish chunks' ``reasoning_content: null``; ``usage: null`` in every completions chunk). Gated below
-    0.5.23: the release between that changed them is not known."""
-    v = lfm2.parse_version(st.version)
-    return v is not None and v < Version("0.5.23")
-
-
-def null_reasoning(st: ServerState) -> dict[str, Any]:
-    """``{"reasoning_content": None}`` where the emulated release sends it in role and finish deltas."""
-    return {"reasoning_content": None} if recorded_0517_shapes(st) else {}
+# Stream shapes of real SGLang, recorded from 0.5.17 and read from every release's code (0.5.10-0.5.23): chat
+# chunks are built by sse_utils.build_sse_content from 0.5.13.post1 on, whose StreamDelta always serialises
+# reasoning_content (null in the role and finish chunks); the tool parser's chunks and every completions chunk
+# are pydantic model_dump_json() dumps (every delta field and a top-level usage, as null); the final usage
+# chunk of /v1/completions is dumped with exclude_none (no prompt_tokens_details while it is None). Releases
+# before 0.5.13.post1 dump every chat chunk with pydantic (more nulls); the emulation does not model that.
+NULL_REASONING: dict[str, Any] = {"reasoning_content": None}
 
 
 def text_chunks(gen: Generation, skip_special_tokens: bool, interval: int,
@@ -110,11 +104,11 @@ def _chat_events(gens: Sequence[Generation], ids: list[int], body: Mapping[str, 
     for i, gen in enumerate(gens):
         chunk = chunker(i)
         if st.hooks(H.STREAM_ROLE_CHUNK, True):
-            heads.append(chunk({"role": "assistant", "content": "", **null_reasoning(st)}))
+            heads.append(chunk({"role": "assistant", "content": "", **NULL_REASONING}))
         body_chunks, any_calls, leftover = _choice_body(gen, *choice_context(body, ctx, st, i), st, chunk)
         bodies.append(st.hooks(H.STREAM_BODY, body_chunks))
         finish, matched = finish_with_calls(gen.finish_reason, gen.matched_stop, any_calls, st)
-        tails.append(chunk(dict(null_reasoning(st)), finish, matched,
+        tails.append(chunk(dict(NULL_REASONING), finish, matched,
                            st.hooks(H.CHAT_LOGPROBS, leftover, stream=True)))
     yield from heads
     for k in range(max((len(b) for b in bodies), default=0)):
@@ -164,7 +158,6 @@ def _choice_body(gen: Generation, body: Mapping[str, Any], ctx: ChatContext, st:
         tparser = st.parsers.streaming_tools(ctx.tools, st.dialect)
     content_buffer = ""
     calls_sent = 0
-    legacy_shapes = recorded_0517_shapes(st)
     logprobs_from, decoded_to = 0, 0
 
     def emit(delta: dict[str, Any], parser_chunk: bool = False) -> None:
@@ -174,8 +167,8 @@ def _choice_body(gen: Generation, body: Mapping[str, Any], ctx: ChatContext, st:
             lp = st.hooks(H.CHAT_LOGPROBS, chat_logprobs(gen, logprobs_from, decoded_to), stream=True)
             logprobs_from = decoded_to
         ev = chunk(delta, logprobs=lp)
-        if parser_chunk and legacy_shapes:
-            # 0.5.17 dumps the tool parser's chunks whole: every delta field and a top-level usage, as null
+        if parser_chunk:
+            # SGLang dumps the tool parser's chunks whole: every delta field and a top-level usage, as null
             ev["choices"][0]["delta"] = {"role": None, "content": None, "reasoning_content": None, "tool_calls": None,
                                          **delta}
             ev["usage"] = None
@@ -255,7 +248,7 @@ def _completion_events(resp: dict[str, Any], gens: Sequence[Generation], body: M
                        st: ServerState) -> Iterator[Event]:
     head: dict[str, Any] = {"id": resp["id"], "object": "text_completion", "created": resp["created"],
                             "model": resp["model"]}
-    tail = {"usage": None} if recorded_0517_shapes(st) else {}
+    tail = {"usage": None}
 
     def event(index: int, text: str, logprobs: Any, finish: Any = None, matched: Any = None) -> dict[str, Any]:
         return {**head, "choices": [{"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish,
@@ -276,8 +269,7 @@ def _completion_events(resp: dict[str, Any], gens: Sequence[Generation], body: M
     so = body.get("stream_options") or {}
     if isinstance(so, Mapping) and so.get("include_usage"):
         use = dict(resp["usage"])
-        if recorded_0517_shapes(st):
-            use.pop("prompt_tokens_details", None)
+        use.pop("prompt_tokens_details", None)
         yield {**head, "choices": [], "usage": use}
     if st.hooks(H.STREAM_DONE, True):
         yield "[DONE]"
