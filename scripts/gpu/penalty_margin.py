@@ -4,11 +4,12 @@
 
 For each fixture checkpoint (fixtures/models/build_fixture_models.py) and each of the suite's REPEAT_PROMPTS
 (pytest_lfm.inputs), rendered as a chat turn with the checkpoint's own chat template and as a plain
-completion prompt, this runs transformers' greedy decoding for 32 tokens with repetition_penalty 1.0 and 2.0
-(transformers penalises every token of prompt and output alike, dividing a positive logit by the penalty and
-multiplying a negative one: the rule of SGLang's BatchedRepetitionPenalizer) and prints whether the two
-continuations differ, with the first step's top logits. If the checkpoint itself cannot be moved by the
-penalty, a server that returns the same text for both is not evidence that the penalty was dropped.
+completion prompt, this runs transformers' greedy decoding for 32 tokens without a penalty and with
+repetition_penalty 2.0 under two rules — "prompt+output" (transformers' rule: every token seen so far) and
+"output" (SGLang 0.5.17's BatchedRepetitionPenalizer: generated tokens only); both divide a positive logit by
+the penalty and multiply a negative one — and prints whether each penalised continuation differs from the
+plain one, with the first step's top logits. If the checkpoint itself cannot be moved by the penalty, a
+server that returns the same text for both is not evidence that the penalty was dropped.
 
 Needs torch and transformers (the GPU image's, with the SGLang archive's site on PYTHONPATH). CPU is enough.
 """
@@ -20,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoTokenizer
+from transformers import (AutoModelForCausalLM, AutoModelForImageTextToText, AutoTokenizer, LogitsProcessor,
+                          LogitsProcessorList)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from pytest_lfm.inputs import REPEAT_PROMPTS  # noqa: E402
@@ -31,16 +33,35 @@ TOKENS = 32
 def _load(model_dir: Path) -> tuple[Any, Any]:
     tok = AutoTokenizer.from_pretrained(model_dir)
     try:
-        model = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     except ValueError:  # the VL checkpoint is image-text-to-text
-        model = AutoModelForImageTextToText.from_pretrained(model_dir, torch_dtype=torch.float32)
+        model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32)
     return tok, model.eval()
 
 
-def _greedy(model: Any, ids: torch.Tensor, penalty: float) -> list[int]:
+class _OutputOnlyPenalty(LogitsProcessor):
+    """SGLang 0.5.17's rule: only tokens generated so far are penalised (not the prompt's)."""
+
+    def __init__(self, prompt_len: int, penalty: float) -> None:
+        self.prompt_len, self.penalty = prompt_len, penalty
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        out = input_ids[:, self.prompt_len:]
+        if out.shape[1]:
+            seen = scores.gather(1, out)
+            scores = scores.scatter(1, out, torch.where(seen > 0, seen / self.penalty, seen * self.penalty))
+        return scores
+
+
+def _greedy(model: Any, ids: torch.Tensor, penalty: float, rule: str) -> list[int]:
+    extra: dict[str, Any] = {}
+    if rule == "output":
+        extra["logits_processor"] = LogitsProcessorList([_OutputOnlyPenalty(ids.shape[1], penalty)])
+    else:
+        extra["repetition_penalty"] = penalty
     with torch.no_grad():
         out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
-                             max_new_tokens=TOKENS, repetition_penalty=penalty, pad_token_id=0)
+                             max_new_tokens=TOKENS, pad_token_id=0, **extra)
     return [int(t) for t in out[0, ids.shape[1]:]]
 
 
@@ -67,12 +88,24 @@ def main(argv: list[str]) -> int:
         for n, prompt in enumerate(REPEAT_PROMPTS):
             chat = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
                                            tokenize=False)
-            for endpoint, text in (("chat", chat), ("completions", prompt)):
-                ids = torch.tensor([tok.encode(text, add_special_tokens=endpoint == "completions")])
-                plain, penal = _greedy(model, ids, 1.0), _greedy(model, ids, 2.0)
-                print(f"prompt {n} {endpoint}: rp=2 differs: {plain != penal}")
+            # multimodal servers may hand the template OpenAI content parts instead of a string
+            parts = tok.apply_chat_template([{"role": "user", "content": [{"type": "text", "text": prompt}]}],
+                                            add_generation_prompt=True, tokenize=False)
+            # "chat+special": the rendered chat tokenised with the tokenizer's special tokens added as well (a
+            # multimodal processor called on the rendered prompt does this: BOS twice when the template has one)
+            for endpoint, text in (("chat", chat), ("chat-parts", parts), ("chat+special", chat),
+                                   ("completions", prompt)):
+                if endpoint == "chat-parts" and parts == chat:
+                    print(f"prompt {n} chat-parts: renders as chat")
+                    continue
+                ids = torch.tensor([tok.encode(text, add_special_tokens=endpoint in ("completions", "chat+special"))])
+                print(f"prompt {n} {endpoint}: first ids {ids[0, :4].tolist()}")
+                plain = _greedy(model, ids, 1.0, "prompt+output")
+                print(f"prompt {n} {endpoint}:")
                 print(f"  rp=1.0: {tok.decode(plain)!r}")
-                print(f"  rp=2.0: {tok.decode(penal)!r}")
+                for rule in ("prompt+output", "output"):
+                    penal = _greedy(model, ids, 2.0, rule)
+                    print(f"  rp=2.0 ({rule}): differs: {plain != penal}: {tok.decode(penal)!r}")
                 print(f"  first step top logits: {_first_step(model, tok, ids)}")
     return 0
 
