@@ -21,11 +21,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import (AutoModelForCausalLM, AutoModelForImageTextToText, AutoTokenizer, LogitsProcessor,
-                          LogitsProcessorList)
+from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForImageTextToText,
+    AutoTokenizer,
+    LogitsProcessor,
+    LogitsProcessorList,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from pytest_lfm.inputs import REPEAT_PROMPTS  # noqa: E402
+from pytest_lfm.inputs import REPEAT_PROMPTS
 
 TOKENS = 32
 
