@@ -12,7 +12,8 @@ these checks against the reference server at 1 token per chunk and at several (�
 
 Stop strings while streaming (chat and completions): the streamed text equals the non-streamed text, no
 prefix of the stop string leaks into the stream (text a server held back as a possible match released at
-the end), and ``matched_stop`` names the stop string in both (§3.1 stop, §5).
+the end), and ``matched_stop`` names the stop string in both (§3.1 stop, §5) — once with a stop string from
+the server's own greedy answer (needs coherent text) and once on an answer forced with ``regex``.
 
 Every check compares the server with itself (greedy, the same request twice), so it holds on a random-weight
 fixture checkpoint: cases that need content around tool calls force it with a ``regex`` constraint.
@@ -38,6 +39,7 @@ MAX_TOKENS = 160
 CALL_ID = re.compile(r"^call_[0-9a-zA-Z_-]+$")
 STOP_PROSE = "Write three sentences about a lighthouse keeper."
 STOP_PROMPT = "The old lighthouse keeper climbed the stairs every evening and"
+FORCED_STOP_TEXT = "The keeper climbs the stairs and lights the lamp."
 # words of the chat format's markup (<think>, <|tool_call_start|>, <|im_end|>): a stop string inside one would
 # match the raw output where the visible text does not show it
 MARKUP = "<think></think><|tool_call_start|><|tool_call_end|><|im_start|><|im_end|>"
@@ -189,32 +191,29 @@ def _visible(endpoint: str, resp: Mapping[str, Any]) -> str:
     return str(msg.get("reasoning_content") or "") + str(msg.get("content") or "")
 
 
-@pytest.mark.parametrize("endpoint", ["chat", "completions"])
-def test_stop_string_stream_matches_non_stream(lfm_http: LfmHttp, lfm_target: Target, endpoint: str,
-                                               record_property: Callable[[str, object], None]) -> None:
-    """A stop string taken from the server's own greedy answer ends the answer there, streamed and not: the
-    streamed text equals the non-streamed text, no prefix of the stop string leaks into the stream, and
-    finish_reason is ``stop`` with ``matched_stop`` the stop string in both (§3.1 stop, §5)."""
-    if endpoint == "chat" and not lfm_target.variant.supports("chat"):
-        pytest.skip(f"needs chat; variant {lfm_target.variant.id} is completions-only")
-    interval = stream_interval(lfm_target, record_property)
+def _stop_body(lfm_http: LfmHttp, target: Target, endpoint: str) -> tuple[str, dict[str, Any]]:
+    """The path and greedy request of the stop-string checks (skips chat on completions-only variants)."""
+    if endpoint == "chat" and not target.variant.supports("chat"):
+        pytest.skip(f"needs chat; variant {target.variant.id} is completions-only")
     if endpoint == "chat":
-        path = "/v1/chat/completions"
-        body: dict[str, Any] = lfm_http.chat_body([{"role": "user", "content": STOP_PROSE}])
-    else:
-        path = "/v1/completions"
-        body = {"model": lfm_target.served_model, "prompt": STOP_PROMPT}
-    body.update(temperature=0, max_tokens=48)
-    free = _visible(endpoint, lfm_http.post_json(path, body))
-    stop = _stop_string(free)
-    if stop is None:
-        pytest.skip(f"the server's greedy answer has no run of 4+ letters to use as a stop string: {free[:120]!r}")
-    body["stop"] = [stop]
+        return "/v1/chat/completions", {**lfm_http.chat_body([{"role": "user", "content": STOP_PROSE}]),
+                                        "temperature": 0, "max_tokens": 48}
+    return "/v1/completions", {"model": target.served_model, "prompt": STOP_PROMPT, "temperature": 0,
+                               "max_tokens": 48}
+
+
+def _expect_stop_parity(lfm_http: LfmHttp, path: str, body: dict[str, Any], endpoint: str, stop: str,
+                        context: dict[str, Any]) -> None:
+    """The request with ``stop`` streamed and not: no prefix of the stop string leaks into the stream, the
+    streamed text equals the non-streamed text, which ends before the stop string, and both finish with
+    ``stop`` and ``matched_stop`` the stop string."""
+    __tracebackhide__ = True
+    body = {**body, "stop": [stop]}
     full = lfm_http.post_json(path, body)
     s = lfm_http.stream(path, body)
     plain = _visible(endpoint, full)
     streamed = s.text if endpoint == "completions" else s.reasoning + s.content
-    context = {"endpoint": endpoint, "stop": stop, "stream_interval": interval, "without stop": free[:200]}
+    context = {"endpoint": endpoint, "stop": stop, **context}
     leaked = [stop[:k] for k in range(len(stop), 0, -1) if streamed.endswith(stop[:k]) and not plain.endswith(stop[:k])]
     expect_true("no prefix of the stop string leaks into the stream", not leaked,
                 f"streamed text without a trailing prefix of {stop!r}", {"streamed": streamed, "leaked": leaked[:1]},
@@ -230,3 +229,40 @@ def test_stop_string_stream_matches_non_stream(lfm_http: LfmHttp, lfm_target: Ta
                 {"non-streamed": choice.get("matched_stop"), "streamed": s.matched_stop}, context)
     expect_true("finish_reason is stop, streamed and not", choice.get("finish_reason") == "stop" == s.finish_reason,
                 "stop", {"non-streamed": choice.get("finish_reason"), "streamed": s.finish_reason}, context)
+
+
+@pytest.mark.parametrize("endpoint", ["chat", "completions"])
+def test_stop_string_stream_matches_non_stream(lfm_http: LfmHttp, lfm_target: Target, endpoint: str,
+                                               record_property: Callable[[str, object], None]) -> None:
+    """A stop string taken from the server's own greedy answer ends the answer there, streamed and not: the
+    streamed text equals the non-streamed text, no prefix of the stop string leaks into the stream, and
+    finish_reason is ``stop`` with ``matched_stop`` the stop string in both (§3.1 stop, §5). Skips when the
+    answer has no run of 4+ letters (random weights); the forced variant below runs there."""
+    interval = stream_interval(lfm_target, record_property)
+    path, body = _stop_body(lfm_http, lfm_target, endpoint)
+    free = _visible(endpoint, lfm_http.post_json(path, body))
+    stop = _stop_string(free)
+    if stop is None:
+        pytest.skip(f"the server's greedy answer has no run of 4+ letters to use as a stop string: {free[:120]!r} "
+                    "(test_forced_stop_string_stream_matches_non_stream forces one)")
+    _expect_stop_parity(lfm_http, path, body, endpoint, stop,
+                        {"stream_interval": interval, "without stop": free[:200]})
+
+
+@pytest.mark.parametrize("endpoint", ["chat", "completions"])
+def test_forced_stop_string_stream_matches_non_stream(lfm_http: LfmHttp, lfm_target: Target, endpoint: str,
+                                                      record_property: Callable[[str, object], None]) -> None:
+    """As the check above on an answer forced with a ``regex`` constraint (SGLang's extension), so that it
+    runs on any checkpoint, random weights included: the forced sentence is cut by a stop string from its
+    middle, streamed and not (§3.1 stop, regex; §5). Chat on a variant with a reasoning parser skips: there
+    SGLang applies a ``regex`` only after the think block (its reasoner grammar backend), which a random-weight
+    checkpoint may never close; completions covers it."""
+    if endpoint == "chat" and lfm_target.variant.reasoning_parser:
+        pytest.skip(f"{lfm_target.variant.id} has a reasoning parser: a regex constrains the answer only after "
+                    "the think block, which the model must close itself; the completions variant forces the text")
+    interval = stream_interval(lfm_target, record_property)
+    path, body = _stop_body(lfm_http, lfm_target, endpoint)
+    stop = _stop_string(FORCED_STOP_TEXT)
+    assert stop is not None  # the constant has one
+    _expect_stop_parity(lfm_http, path, {**body, "regex": re.escape(FORCED_STOP_TEXT)}, endpoint, stop,
+                        {"stream_interval": interval, "forced": FORCED_STOP_TEXT})
