@@ -59,6 +59,8 @@ def run_a(args: argparse.Namespace, c: int, n: int, out: Path) -> dict[str, floa
     cmd = [sys.executable, "-m", "pytest_lfm", "bench", "--server", args.server, "--concurrency", str(c),
            "--num-prompts", str(n), "--warmup", str(args.warmup), "--input-len", str(args.input_len),
            "--output-len", str(args.output_len), "--seed", "42", "--no-progress", "--out", str(out)]
+    if args.tokenizer:
+        cmd += ["--tokenizer", args.tokenizer]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     (out / "stdout.txt").parent.mkdir(parents=True, exist_ok=True)
     (out / "stdout.txt").write_text(proc.stdout + proc.stderr, encoding="utf-8")
@@ -75,11 +77,13 @@ def run_b(args: argparse.Namespace, c: int, n: int, out: Path) -> dict[str, floa
     flush_cache(args.server)
     out.mkdir(parents=True, exist_ok=True)
     jsonl = out / "bench_serving.jsonl"
-    cmd = [sys.executable, "-m", "sglang.bench_serving", "--backend", "sglang-oai-chat", "--base-url", args.server,
+    cmd = [sys.executable, *args.bench_serving.split(), "--backend", "sglang-oai-chat", "--base-url", args.server,
            "--dataset-name", "random-ids", "--random-input-len", str(args.input_len), "--random-output-len",
            str(args.output_len), "--random-range-ratio", "1", "--num-prompts", str(n), "--max-concurrency", str(c),
            "--warmup-requests", str(args.warmup), "--seed", "42", "--disable-tqdm", "--output-file", str(jsonl),
            "--output-details"]
+    if args.tokenizer:
+        cmd += ["--tokenizer", args.tokenizer]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     (out / "stdout.txt").write_text(proc.stdout + proc.stderr, encoding="utf-8")
     if proc.returncode != 0 or not jsonl.is_file():
@@ -106,6 +110,11 @@ def main() -> int:
     ap.add_argument("--input-len", type=int, default=1024)
     ap.add_argument("--output-len", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--tokenizer", default=None,
+                    help="tokenizer path for both tools' random-ids prompts (default: each asks the server)")
+    ap.add_argument("--bench-serving", default="-m sglang.bench_serving",
+                    help="how this python runs bench_serving (default '-m sglang.bench_serving'; on a machine "
+                         "without SGLang's runtime: scripts/cpu/bench_serving_lite.py)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
