@@ -20,6 +20,10 @@ default is bench_serving's:
   ``warmup`` other prompts at the timed concurrency instead.
 * Arrival: every request is ready at once (request rate infinite) and at most ``concurrency`` are in flight
   (bench_serving's semaphore: a closed loop with ``concurrency`` slots, requests in order).
+* Client: bench_serving's — one asyncio event loop reads every stream, with aiohttp (a session per request,
+  a 10 MB read buffer). A thread per stream with httpx, and httpx's asyncio client, measured other figures
+  than bench_serving under concurrency on one known server (threads: ITL and TPOT +34 % at 64 streams, TTFT
+  −12 % at 16; httpx asyncio: TTFT +21 % at 64), see ``docs/runs/2026-12-02-cpu-reference-side-by-side``.
 * Timer: ``time.perf_counter_ns`` when bytes arrive. TTFT is the time to the first chunk with non-empty
   ``content`` or ``reasoning_content`` (0.5.17 counts reasoning too; ``first_token="content"`` counts only
   answer text); ITL are the gaps between later token chunks; end-to-end latency ends at the last line of the
@@ -35,6 +39,7 @@ their source and slack), the latency plot (matplotlib, the ``[plot]`` extra), an
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import io
 import json
@@ -45,14 +50,14 @@ import sys
 import threading
 import time
 import tomllib
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+import aiohttp
 import httpx
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -321,63 +326,111 @@ def _has_token(event: Any, content_only: bool = False) -> bool:
     return False
 
 
+class _StreamTimer:
+    """The timer of one streaming request, fed the raw bytes as they arrive (see the module docstring)."""
+
+    def __init__(self, start: int, first_token: Literal["any", "content"]) -> None:
+        self.timing = RequestTiming(ok=False, start_ns=start)
+        self.content_only = first_token == "content"
+        self.first = self.last_token = 0
+        self.last = start
+        self.usage: dict[str, Any] | None = None
+        self._buf = b""
+
+    def feed(self, data: bytes, now: int) -> bool:
+        """Take one read's bytes, arrived at ``now``; True when an error event ends the request."""
+        self.last = now
+        self._buf += data
+        if b"\n" not in data:
+            return False
+        lines = self._buf.split(b"\n")
+        self._buf = lines.pop()
+        for raw_line in lines:
+            line = raw_line.strip()
+            if not line.startswith(b"data:"):
+                continue
+            body = line[5:].strip()
+            if body == b"[DONE]":
+                continue
+            event = json.loads(body)
+            if isinstance(event, dict) and "error" in event:
+                self.timing.error = f"error event: {str(event['error'])[:300]}"
+                return True
+            if _has_token(event, self.content_only):
+                self.timing.token_chunks += 1
+                if self.first == 0:
+                    self.first = now
+                else:
+                    self.timing.itl_ns.append(now - self.last_token)
+                self.last_token = now
+            if isinstance(event, dict) and event.get("usage"):
+                self.usage = event["usage"]
+        return False
+
+    def fail(self, error: str) -> RequestTiming:
+        """The request failed (HTTP status or transport error)."""
+        self.timing.error = error
+        return self.timing
+
+    def result(self) -> RequestTiming:
+        """The finished request's timing (an error when no token arrived)."""
+        timing = self.timing
+        if timing.error:
+            return timing
+        if self.first == 0:
+            timing.error = ("the stream carried no content token" if self.content_only
+                            else "the stream carried no content or reasoning token")
+            return timing
+        timing.ok = True
+        timing.ttft_ns = self.first - timing.start_ns
+        timing.e2e_ns = self.last - timing.start_ns
+        timing.output_tokens = int((self.usage or {}).get("completion_tokens") or timing.token_chunks)
+        timing.prompt_tokens = int((self.usage or {}).get("prompt_tokens") or 0)
+        return timing
+
+
+_JSON_HEADERS = {"content-type": "application/json"}
+
+
 def time_request(client: httpx.Client, payload: bytes, path: str = CHAT_PATH,
                  first_token: Literal["any", "content"] = "any") -> RequestTiming:
     """Send one streaming request and time it (see the module docstring for the definitions).
     ``first_token="content"`` counts only answer text as a token (not ``reasoning_content``)."""
-    start = time.perf_counter_ns()
-    timing = RequestTiming(ok=False, start_ns=start)
-    first = last_token = 0
-    last = start
-    usage: dict[str, Any] | None = None
+    timer = _StreamTimer(time.perf_counter_ns(), first_token)
     try:
-        with client.stream("POST", path, content=payload, headers={"content-type": "application/json"}) as r:
+        with client.stream("POST", path, content=payload, headers=_JSON_HEADERS) as r:
             if r.status_code != 200:
                 r.read()
-                timing.error = f"HTTP {r.status_code}: {r.text[:300]}"
-                return timing
-            buf = b""
+                return timer.fail(f"HTTP {r.status_code}: {r.text[:300]}")
             for data in r.iter_raw():
-                now = time.perf_counter_ns()
-                last = now
-                buf += data
-                if b"\n" not in data:
-                    continue
-                lines = buf.split(b"\n")
-                buf = lines.pop()
-                for raw_line in lines:
-                    line = raw_line.strip()
-                    if not line.startswith(b"data:"):
-                        continue
-                    body = line[5:].strip()
-                    if body == b"[DONE]":
-                        continue
-                    event = json.loads(body)
-                    if isinstance(event, dict) and "error" in event:
-                        timing.error = f"error event: {str(event['error'])[:300]}"
-                        return timing
-                    if _has_token(event, first_token == "content"):
-                        timing.token_chunks += 1
-                        if first == 0:
-                            first = now
-                        else:
-                            timing.itl_ns.append(now - last_token)
-                        last_token = now
-                    if isinstance(event, dict) and event.get("usage"):
-                        usage = event["usage"]
+                if timer.feed(data, time.perf_counter_ns()):
+                    break
     except (httpx.HTTPError, ValueError) as exc:
-        timing.error = f"{type(exc).__name__}: {exc}"
-        return timing
-    if first == 0:
-        timing.error = ("the stream carried no content token" if first_token == "content"
-                        else "the stream carried no content or reasoning token")
-        return timing
-    timing.ok = True
-    timing.ttft_ns = first - start
-    timing.e2e_ns = last - start
-    timing.output_tokens = int((usage or {}).get("completion_tokens") or timing.token_chunks)
-    timing.prompt_tokens = int((usage or {}).get("prompt_tokens") or 0)
-    return timing
+        return timer.fail(f"{type(exc).__name__}: {exc}")
+    return timer.result()
+
+
+async def time_request_async(client: httpx.AsyncClient, payload: bytes, path: str = CHAT_PATH,
+                             first_token: Literal["any", "content"] = "any") -> RequestTiming:
+    """:func:`time_request` on an event loop (what :func:`run_requests` runs, as bench_serving does)."""
+    timer = _StreamTimer(time.perf_counter_ns(), first_token)
+    try:
+        async with client.stream("POST", path, content=payload, headers=_JSON_HEADERS) as r:
+            if r.status_code != 200:
+                await r.aread()
+                return timer.fail(f"HTTP {r.status_code}: {r.text[:300]}")
+            async for data in r.aiter_raw():
+                if timer.feed(data, time.perf_counter_ns()):
+                    break
+    except (httpx.HTTPError, ValueError) as exc:
+        return timer.fail(f"{type(exc).__name__}: {exc}")
+    return timer.result()
+
+
+def _limits(concurrency: int, keepalive: bool) -> tuple[httpx.Limits, list[tuple[int, int, int]]]:
+    keep = concurrency + 4 if keepalive else 0
+    return (httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=keep),
+            [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
 
 
 def make_client(base_url: str, api_key: str | None = None, timeout: float = 600.0,
@@ -386,10 +439,52 @@ def make_client(base_url: str, api_key: str | None = None, timeout: float = 600.
     large enough for ``concurrency`` streams. ``keepalive=False`` opens a new connection for every request
     (as bench_serving's aiohttp session per request); the connect time then counts in TTFT, as there."""
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    keep = concurrency + 4 if keepalive else 0
-    limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=keep)
-    transport = httpx.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)], limits=limits)
+    limits, options = _limits(concurrency, keepalive)
+    transport = httpx.HTTPTransport(socket_options=options, limits=limits)
     return httpx.Client(base_url=base_url, headers=headers, timeout=timeout, transport=transport)
+
+
+class _Chunks(httpx.AsyncByteStream):
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = chunks
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self.chunks:
+            yield chunk
+
+
+class _ThreadedTransport(httpx.AsyncBaseTransport):
+    """A synchronous transport (an :class:`httpx.MockTransport` in tests) on the event loop: each request is
+    handled, and its body read, in a worker thread, so requests still overlap."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        def call() -> tuple[int, httpx.Headers, list[bytes]]:
+            response = self.inner.handle_request(request)
+            try:
+                return response.status_code, response.headers, list(response.stream)  # type: ignore[arg-type]
+            finally:
+                response.close()
+
+        status, headers, chunks = await asyncio.to_thread(call)
+        return httpx.Response(status, headers=headers, stream=_Chunks(chunks))
+
+
+def async_client_like(client: httpx.Client, concurrency: int, keepalive: bool) -> httpx.AsyncClient:
+    """An :class:`httpx.AsyncClient` with ``client``'s base URL, headers and timeout, TCP_NODELAY, and a pool
+    for ``concurrency`` streams (a new connection per request unless ``keepalive``). A client on another
+    transport than HTTP (a test's mock) keeps it, its requests handled in worker threads."""
+    inner = getattr(client, "_transport", None)
+    transport: httpx.AsyncBaseTransport
+    if inner is not None and not isinstance(inner, httpx.HTTPTransport):
+        transport = _ThreadedTransport(inner)
+    else:
+        limits, options = _limits(concurrency, keepalive)
+        transport = httpx.AsyncHTTPTransport(socket_options=options, limits=limits)
+    return httpx.AsyncClient(base_url=client.base_url, headers=client.headers, timeout=client.timeout,
+                             transport=transport)
 
 
 # ------------------------------------------------------------------------------------------ running
@@ -419,39 +514,97 @@ class Progress:
         self._bar.close()
 
 
+_READ_BUFSIZE = 10 * 1024**2  # bench_serving's aiohttp read buffer (10 MB): a busy loop never stalls a stream
+
+
+async def time_request_aiohttp(session: aiohttp.ClientSession, url: str, payload: bytes, headers: Mapping[str, str],
+                               first_token: Literal["any", "content"] = "any") -> RequestTiming:
+    """:func:`time_request` with bench_serving's own HTTP client (aiohttp), on an event loop."""
+    timer = _StreamTimer(time.perf_counter_ns(), first_token)
+    try:
+        async with session.post(url, data=payload, headers={**_JSON_HEADERS, **headers}) as r:
+            if r.status != 200:
+                return timer.fail(f"HTTP {r.status}: {(await r.text())[:300]}")
+            async for data in r.content.iter_any():
+                if timer.feed(data, time.perf_counter_ns()):
+                    break
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        return timer.fail(f"{type(exc).__name__}: {exc}")
+    return timer.result()
+
+
 def run_requests(client: httpx.Client, payloads: Callable[[int], bytes], count: int, concurrency: int,
                  progress: Progress | None = None, path: str = CHAT_PATH,
-                 first_token: Literal["any", "content"] = "any") -> tuple[list[RequestTiming], float]:
+                 first_token: Literal["any", "content"] = "any", keepalive: bool = True) -> tuple[list[RequestTiming], float]:
     """Send ``count`` requests, ``concurrency`` in flight at a time (closed loop); return the timings in
     request order and the wall time in seconds from the first send to the last completion.
 
-    ``payloads(i)`` builds request ``i``'s body before its timer starts. Concurrency 1 runs in the calling
-    thread (no hand-off between threads in the timed path).
+    As bench_serving: one asyncio event loop in this thread, every request a task created in order and
+    waiting on a semaphore of ``concurrency`` slots, sent with aiohttp (a session, so a new connection, per
+    request unless ``keepalive``; ``client`` gives the base URL, the Authorization header and the timeout).
+    A client on a mock transport (tests) is served by httpx's asyncio client on that transport.
+    ``payloads(i)`` builds request ``i``'s body before its timer starts. (A thread per stream measured
+    higher ITL and TPOT than bench_serving at concurrency 64 — GIL hand-offs between 64 readers — and lower
+    TTFT at 16: docs/runs/2026-12-02-cpu-reference-side-by-side.)
     """
-    results: list[RequestTiming | None] = [None] * count
-    lock = threading.Lock()
-    next_index = [0]
+    return asyncio.run(_run_requests(client, payloads, count, concurrency, progress, path, first_token, keepalive))
 
-    def worker() -> None:
-        while True:
-            with lock:
-                i = next_index[0]
-                if i >= count:
-                    return
-                next_index[0] += 1
+
+async def _run_requests(client: httpx.Client, payloads: Callable[[int], bytes], count: int, concurrency: int,
+                        progress: Progress | None, path: str, first_token: Literal["any", "content"],
+                        keepalive: bool) -> tuple[list[RequestTiming], float]:
+    results: list[RequestTiming | None] = [None] * count
+    slots = asyncio.Semaphore(max(1, concurrency))
+    if isinstance(getattr(client, "_transport", None), httpx.HTTPTransport):  # a real server: aiohttp, as there
+        return await _run_aiohttp(client, payloads, count, slots, progress, path, first_token, keepalive)
+    async with async_client_like(client, max(1, concurrency), keepalive) as http:
+
+        async def one(i: int) -> None:
+            async with slots:
+                body = payloads(i)
+                results[i] = await time_request_async(http, body, path, first_token)
+                if progress is not None:
+                    progress.update()
+
+        t0 = time.perf_counter_ns()
+        await asyncio.gather(*(one(i) for i in range(count)))
+        duration = (time.perf_counter_ns() - t0) / 1e9
+    return [r if r is not None else RequestTiming(ok=False, error="not sent") for r in results], duration
+
+
+async def _run_aiohttp(client: httpx.Client, payloads: Callable[[int], bytes], count: int, slots: asyncio.Semaphore,
+                       progress: Progress | None, path: str, first_token: Literal["any", "content"],
+                       keepalive: bool) -> tuple[list[RequestTiming], float]:
+    """The requests with aiohttp: a session per request (a new connection, as bench_serving), or one shared
+    session when ``keepalive``; ``client`` gives the base URL, the Authorization header and the timeout."""
+    results: list[RequestTiming | None] = [None] * count
+    url = str(client.base_url.join(path))
+    headers = {k: v for k, v in client.headers.items() if k.lower() == "authorization"}
+    timeout = aiohttp.ClientTimeout(total=client.timeout.read or None)
+
+    def session() -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(timeout=timeout, read_bufsize=_READ_BUFSIZE)
+
+    shared = session() if keepalive else None
+
+    async def one(i: int) -> None:
+        async with slots:
             body = payloads(i)
-            results[i] = time_request(client, body, path, first_token)
+            if shared is not None:
+                results[i] = await time_request_aiohttp(shared, url, body, headers, first_token)
+            else:
+                async with session() as own:
+                    results[i] = await time_request_aiohttp(own, url, body, headers, first_token)
             if progress is not None:
                 progress.update()
 
-    t0 = time.perf_counter_ns()
-    if concurrency <= 1:
-        worker()
-    else:
-        with ThreadPoolExecutor(max_workers=min(concurrency, max(1, count)), thread_name_prefix="lfm-bench") as pool:
-            for fut in [pool.submit(worker) for _ in range(min(concurrency, max(1, count)))]:
-                fut.result()
-    duration = (time.perf_counter_ns() - t0) / 1e9
+    try:
+        t0 = time.perf_counter_ns()
+        await asyncio.gather(*(one(i) for i in range(count)))
+        duration = (time.perf_counter_ns() - t0) / 1e9
+    finally:
+        if shared is not None:
+            await shared.close()
     return [r if r is not None else RequestTiming(ok=False, error="not sent") for r in results], duration
 
 
@@ -736,7 +889,8 @@ def run_benchmark(base_url: str, workload: Workload, *, model: str | None = None
                          f"{WARMUP_PAUSE_S:g} s pause")
             bar = Progress(workload.warmup, "warm-up", progress)
             warm, _ = run_requests(http, lambda _i: payload(0, min(workload.output_len, WARMUP_OUTPUT_CAP))(0),
-                                   workload.warmup, workload.warmup, bar, first_token=workload.first_token)
+                                   workload.warmup, workload.warmup, bar, first_token=workload.first_token,
+                                   keepalive=keepalive)
             bar.close()
             if not any(r.ok for r in warm):
                 raise RuntimeError(f"every warm-up request failed: {warm[0].error}")
@@ -745,11 +899,11 @@ def run_benchmark(base_url: str, workload: Workload, *, model: str | None = None
             notes.append(f"warm-up: {workload.warmup} other prompts at concurrency {workload.concurrency}")
             bar = Progress(workload.warmup, "warm-up", progress)
             run_requests(http, payload(workload.num_prompts, workload.output_len), workload.warmup,
-                         workload.concurrency, bar, first_token=workload.first_token)
+                         workload.concurrency, bar, first_token=workload.first_token, keepalive=keepalive)
             bar.close()
         bar = Progress(workload.num_prompts, f"c={workload.concurrency}", progress)
         timings, duration = run_requests(http, payload(timed_offset, workload.output_len), workload.num_prompts,
-                                         workload.concurrency, bar, first_token=workload.first_token)
+                                         workload.concurrency, bar, first_token=workload.first_token, keepalive=keepalive)
         bar.close()
         return BenchResult(base_url=base_url, model=model, workload=workload, requests=timings,
                            duration_s=duration, notes=notes, variant=variant, hardware=hardware)

@@ -1,6 +1,6 @@
 """Can repetition_penalty=2.0 change a fixture checkpoint's greedy answer at all? Answered without SGLang.
 
-    python scripts/gpu/penalty_margin.py MODEL_DIR [MODEL_DIR ...]
+    python scripts/gpu/penalty_margin.py MODEL_DIR [MODEL_DIR ...] [--server URL]
 
 For each fixture checkpoint (fixtures/models/build_fixture_models.py) and each of the suite's REPEAT_PROMPTS
 (pytest_lfm.inputs), rendered as a chat turn with the checkpoint's own chat template and as a plain
@@ -11,12 +11,19 @@ the penalty and multiply a negative one — and prints whether each penalised co
 plain one, with the first step's top logits. If the checkpoint itself cannot be moved by the penalty, a
 server that returns the same text for both is not evidence that the penalty was dropped.
 
+With ``--server URL`` (an SGLang server on the first MODEL_DIR) it also asks the server, per prompt, for the
+greedy chat answer's first tokens with ``top_logprobs`` at repetition_penalty 1.0 and 2.0, printed next to
+transformers' step-1 log-probabilities: equal gaps between the top tokens mean both compute the same logits,
+and then a server whose rp=2 answer equals its rp=1 answer did not apply the penalty.
+
 Needs torch and transformers (the GPU image's, with the SGLang archive's site on PYTHONPATH). CPU is enough.
 """
 
 from __future__ import annotations
 
+import json
 import sys
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -82,10 +89,48 @@ def _first_step(model: Any, tok: Any, ids: torch.Tensor) -> str:
     return "; ".join(cells)
 
 
+def _server_tokens(server: str, prompt: str, penalty: float) -> str:
+    """The server's greedy chat answer's first 4 tokens with their top-5 log-probabilities."""
+    body = {"model": "default", "messages": [{"role": "user", "content": prompt}], "temperature": 0,
+            "max_tokens": 4, "logprobs": True, "top_logprobs": 5, "repetition_penalty": penalty}
+    request = urllib.request.Request(server.rstrip("/") + "/v1/chat/completions", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        choice = json.loads(response.read())["choices"][0]
+    steps = []
+    for entry in (choice.get("logprobs") or {}).get("content") or []:
+        tops = ", ".join(f"{t['token']!r} {t['logprob']:.3f}" for t in entry.get("top_logprobs", []))
+        steps.append(f"{entry['token']!r} [{tops}]")
+    return " | ".join(steps) or repr(choice)
+
+
+def _hf_logprobs(model: Any, tok: Any, ids: torch.Tensor) -> str:
+    with torch.no_grad():
+        logprobs = torch.log_softmax(model(input_ids=ids).logits[0, -1].float(), dim=-1)
+    top = torch.topk(logprobs, 5)
+    return ", ".join(f"{tok.decode([i])!r} {v:.3f}" for v, i in zip(top.values.tolist(), top.indices.tolist(),
+                                                                      strict=True))
+
+
 def main(argv: list[str]) -> int:
+    server = None
+    if "--server" in argv:
+        at = argv.index("--server")
+        server, argv = argv[at + 1], argv[:at] + argv[at + 2:]
     if not argv:
         print(__doc__)
         return 2
+    if server:
+        tok, model = _load(Path(argv[0]))
+        print(f"== {Path(argv[0]).name} against {server}")
+        for n, prompt in enumerate(REPEAT_PROMPTS):
+            chat = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
+                                           tokenize=False)
+            ids = torch.tensor([tok.encode(chat, add_special_tokens=False)])
+            print(f"prompt {n} transformers step 1: {_hf_logprobs(model, tok, ids)}")
+            for penalty in (1.0, 2.0):
+                print(f"prompt {n} server rp={penalty}: {_server_tokens(server, prompt, penalty)}")
+        return 0
     for arg in argv:
         model_dir = Path(arg)
         tok, model = _load(model_dir)
