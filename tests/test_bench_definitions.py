@@ -197,3 +197,25 @@ def test_random_ids_without_a_tokenizer_falls_back_to_words_and_says_so() -> Non
         result = bench.run_benchmark(server.base_url, wl)
     assert result.summary()["completed"] == 2
     assert "NOT bench_serving's random-ids prompts" in result.notes[0], result.notes
+
+
+def test_real_servers_are_timed_with_bench_servings_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Against a real HTTP server the requests go out with aiohttp on one event loop (bench_serving's client):
+    a session per request by default, one shared session with keepalive; results in request order."""
+    calls: list[tuple[int, str]] = []
+    real = bench.time_request_aiohttp
+
+    async def spy(session: Any, url: str, payload: bytes, headers: Any, first_token: Any = "any") -> bench.RequestTiming:
+        calls.append((id(session), url))
+        return await real(session, url, payload, headers, first_token)
+
+    monkeypatch.setattr(bench, "time_request_aiohttp", spy)
+    with ReferenceServer("1.2B-Instruct") as server:
+        for keepalive in (False, True):
+            with bench.make_client(server.base_url) as c:
+                payloads = [bench.chat_payload(bench.served_model(c), f"hi {i}", 2 + i) for i in range(4)]
+                timings, duration = bench.run_requests(c, payloads.__getitem__, 4, 2, keepalive=keepalive)
+            assert all(t.ok for t in timings) and duration > 0, [t.error for t in timings]
+            assert [t.output_tokens for t in timings] == [2, 3, 4, 5]  # request order
+    assert len(calls) == 8 and all(url.endswith("/v1/chat/completions") for _, url in calls)
+    assert len({s for s, _ in calls[:4]}) >= 2 and len({s for s, _ in calls[4:]}) == 1
