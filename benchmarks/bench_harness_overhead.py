@@ -5,7 +5,10 @@ tokens forced with ``ignore_eos``) to one reference server started in a subproce
 request so that load on the machine affects both alike. The plain loop is what one would write by hand (and
 what ``sglang.bench_serving`` does): ``httpx`` streaming, ``iter_lines``, ``json.loads`` per ``data:`` line and
 ``time.perf_counter`` at the first content chunk and at the end. The harness path is
-:func:`pytest_lfm.bench.run_requests` (request builder, timer, progress hook; concurrency 1).
+:func:`pytest_lfm.bench.run_requests` (request builder, timer, progress hook; concurrency 1), which since the
+bench took bench_serving's client runs an asyncio event loop with an aiohttp session per request: called
+once per request here, its wall and CPU figures include creating the loop and the session (outside the
+timed window; about +1.6 ms CPU per request on a 2-core box, 2026-12-02), its TTFT does not.
 
 Printed: for each, the median wall time, client CPU time (``time.thread_time``) and measured TTFT per
 request; then the harness's overhead, as medians of paired differences (harness minus plain). Goal: under
