@@ -194,6 +194,16 @@ def message_of(response: Mapping[str, Any], index: int = 0) -> dict[str, Any]:
     return dict(response["choices"][index]["message"])
 
 
+def generated_text(response: Mapping[str, Any], index: int = 0) -> str:
+    """Everything choice ``index`` generated, as visible text: a completion's ``text``, or a chat message's
+    ``reasoning_content`` followed by its ``content``."""
+    choice = response["choices"][index]
+    msg = choice.get("message")
+    if msg is None:
+        return str(choice.get("text") or "")
+    return str(msg.get("reasoning_content") or "") + str(msg.get("content") or "")
+
+
 # ------------------------------------------------------------------------------------------ OpenAI SDK
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from pytest_lfm.assertions import expect_true
-from pytest_lfm.client import LfmHttp
+from pytest_lfm.client import LfmHttp, generated_text
 from pytest_lfm.imageserver import images_dir
 from pytest_lfm.server.base import Target
 
@@ -80,11 +80,7 @@ def _answer(http: LfmHttp, target: Target, i: int, mode: str) -> tuple[str, int]
     if r.status_code != 200:
         return f"<HTTP {r.status_code} {r.text[:200]}>", -1
     data = r.json()
-    choice = data["choices"][0]
-    msg = choice.get("message")
-    text = str(choice.get("text") or "") if msg is None else str(msg.get("reasoning_content") or "") + \
-        str(msg.get("content") or "")
-    return text, int((data.get("usage") or {}).get("completion_tokens") or -1)
+    return generated_text(data), int((data.get("usage") or {}).get("completion_tokens") or -1)
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -24,7 +24,7 @@ from pytest_lfm.assertions import (
     not_run,
 )
 from pytest_lfm.cases import Case, load_cases
-from pytest_lfm.client import LfmHttp, openai_sampling
+from pytest_lfm.client import LfmHttp, generated_text, openai_sampling
 from pytest_lfm.inputs import PROSE, REPEAT_PROMPTS
 from pytest_lfm.server.base import Target
 
@@ -35,14 +35,6 @@ MAX_TOKENS = 16
 # repeats one token under greedy decoding anyway.
 
 Generate = Callable[..., str]
-
-
-def _text_of(endpoint: str, resp: dict[str, Any]) -> str:
-    choice = resp["choices"][0]
-    if endpoint == "completions":
-        return str(choice.get("text") or "")
-    msg = choice.get("message") or {}
-    return str(msg.get("reasoning_content") or "") + str(msg.get("content") or "")
 
 
 def _generator(http: LfmHttp, target: Target, endpoint: str) -> Generate:
@@ -57,7 +49,7 @@ def _generator(http: LfmHttp, target: Target, endpoint: str) -> Generate:
             resp = http.chat([{"role": "user", "content": prompt}], **fields)
         else:
             resp = http.post_json("/v1/completions", {"model": target.served_model, "prompt": prompt, **fields})
-        return _text_of(endpoint, resp)
+        return generated_text(resp)
 
     return gen
 

@@ -30,7 +30,7 @@ import pytest
 
 from pytest_lfm.assertions import expect_true, fail
 from pytest_lfm.cases import Case, load_cases
-from pytest_lfm.client import LfmHttp, StreamResult
+from pytest_lfm.client import LfmHttp, StreamResult, generated_text
 from pytest_lfm.paths import fixtures_dir
 from pytest_lfm.server.base import Target
 
@@ -183,14 +183,6 @@ def _stop_string(text: str) -> str | None:
     return None
 
 
-def _visible(endpoint: str, resp: Mapping[str, Any]) -> str:
-    choice = resp["choices"][0]
-    if endpoint == "completions":
-        return str(choice.get("text") or "")
-    msg = choice.get("message") or {}
-    return str(msg.get("reasoning_content") or "") + str(msg.get("content") or "")
-
-
 def _stop_body(lfm_http: LfmHttp, target: Target, endpoint: str) -> tuple[str, dict[str, Any]]:
     """The path and greedy request of the stop-string checks (skips chat on completions-only variants)."""
     if endpoint == "chat" and not target.variant.supports("chat"):
@@ -211,7 +203,7 @@ def _expect_stop_parity(lfm_http: LfmHttp, path: str, body: dict[str, Any], endp
     body = {**body, "stop": [stop]}
     full = lfm_http.post_json(path, body)
     s = lfm_http.stream(path, body)
-    plain = _visible(endpoint, full)
+    plain = generated_text(full)
     streamed = s.text if endpoint == "completions" else s.reasoning + s.content
     context = {"endpoint": endpoint, "stop": stop, **context}
     leaked = [stop[:k] for k in range(len(stop), 0, -1) if streamed.endswith(stop[:k]) and not plain.endswith(stop[:k])]
@@ -240,7 +232,7 @@ def test_stop_string_stream_matches_non_stream(lfm_http: LfmHttp, lfm_target: Ta
     answer has no run of 4+ letters (random weights); the forced variant below runs there."""
     interval = stream_interval(lfm_target, record_property)
     path, body = _stop_body(lfm_http, lfm_target, endpoint)
-    free = _visible(endpoint, lfm_http.post_json(path, body))
+    free = generated_text(lfm_http.post_json(path, body))
     stop = _stop_string(free)
     if stop is None:
         pytest.skip(f"the server's greedy answer has no run of 4+ letters to use as a stop string: {free[:120]!r} "
