@@ -10,6 +10,7 @@ import json
 import re
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -190,18 +191,26 @@ def _hold_a_stream(server: ReferenceServer, started: threading.Event, done: thre
     done.set()
 
 
+@contextmanager
+def _while_a_stream_is_written(server: ReferenceServer) -> Iterator[threading.Event]:
+    """Runs the body while another client's (slow) stream is being written; yields the event set when that
+    stream has ended, and waits for it after the body."""
+    started, done = threading.Event(), threading.Event()
+    t = threading.Thread(target=_hold_a_stream, args=(server, started, done, {}))
+    t.start()
+    assert started.wait(30)
+    try:
+        yield done
+    finally:
+        t.join(60)
+
+
 def test_requests_are_served_concurrently() -> None:
     """A request sent while a slow stream is being written is answered before that stream ends."""
     with ReferenceServer("1.2B-Instruct", tpot_delay_ms=100) as server:
-        started, done = threading.Event(), threading.Event()
-        out: dict[str, Any] = {}
-        t = threading.Thread(target=_hold_a_stream, args=(server, started, done, out))
-        t.start()
-        assert started.wait(30)
-        with make_http_client(server.base_url, None, 30.0) as http:
+        with _while_a_stream_is_written(server) as done, make_http_client(server.base_url, None, 30.0) as http:
             chat(http, temperature=0, messages=[{"role": "user", "content": "Hi"}])
-        answered_while_streaming = not done.is_set()
-        t.join(60)
+            answered_while_streaming = not done.is_set()
         assert answered_while_streaming, "the second request waited for the first stream to finish"
         assert server.state.slots.peak >= 2
         assert server.state.slots.in_flight == 0
@@ -214,14 +223,8 @@ def test_conv_state_leak_gives_wrong_answers_only_under_concurrency() -> None:
     with ReferenceServer("1.2B-Instruct", faults=["conv_state_leak"], tpot_delay_ms=100) as bad:
         with make_http_client(bad.base_url, None, 30.0) as http:
             assert chat(http, **body)["choices"][0]["message"]["content"] == expected  # alone: correct
-        started, done = threading.Event(), threading.Event()
-        out: dict[str, Any] = {}
-        t = threading.Thread(target=_hold_a_stream, args=(bad, started, done, out))
-        t.start()
-        assert started.wait(30)
-        with make_http_client(bad.base_url, None, 30.0) as http:
+        with _while_a_stream_is_written(bad), make_http_client(bad.base_url, None, 30.0) as http:
             concurrent = chat(http, **body)["choices"][0]["message"]["content"]
-        t.join(60)
     assert concurrent != expected
 
 
