@@ -50,7 +50,8 @@ import sys
 import threading
 import time
 import tomllib
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -410,81 +411,16 @@ def time_request(client: httpx.Client, payload: bytes, path: str = CHAT_PATH,
     return timer.result()
 
 
-async def time_request_async(client: httpx.AsyncClient, payload: bytes, path: str = CHAT_PATH,
-                             first_token: Literal["any", "content"] = "any") -> RequestTiming:
-    """:func:`time_request` on an event loop (what :func:`run_requests` runs, as bench_serving does)."""
-    timer = _StreamTimer(time.perf_counter_ns(), first_token)
-    try:
-        async with client.stream("POST", path, content=payload, headers=_JSON_HEADERS) as r:
-            if r.status_code != 200:
-                await r.aread()
-                return timer.fail(f"HTTP {r.status_code}: {r.text[:300]}")
-            async for data in r.aiter_raw():
-                if timer.feed(data, time.perf_counter_ns()):
-                    break
-    except (httpx.HTTPError, ValueError) as exc:
-        return timer.fail(f"{type(exc).__name__}: {exc}")
-    return timer.result()
-
-
-def _limits(concurrency: int, keepalive: bool) -> tuple[httpx.Limits, list[tuple[int, int, int]]]:
-    keep = concurrency + 4 if keepalive else 0
-    return (httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=keep),
-            [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
-
-
 def make_client(base_url: str, api_key: str | None = None, timeout: float = 600.0,
                 concurrency: int = 1, keepalive: bool = True) -> httpx.Client:
     """An httpx client with TCP_NODELAY (as :func:`pytest_lfm.server.http.make_http_client`) and a pool
     large enough for ``concurrency`` streams. ``keepalive=False`` opens a new connection for every request
     (as bench_serving's aiohttp session per request); the connect time then counts in TTFT, as there."""
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    limits, options = _limits(concurrency, keepalive)
-    transport = httpx.HTTPTransport(socket_options=options, limits=limits)
+    keep = concurrency + 4 if keepalive else 0
+    limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=keep)
+    transport = httpx.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)], limits=limits)
     return httpx.Client(base_url=base_url, headers=headers, timeout=timeout, transport=transport)
-
-
-class _Chunks(httpx.AsyncByteStream):
-    def __init__(self, chunks: list[bytes]) -> None:
-        self.chunks = chunks
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        for chunk in self.chunks:
-            yield chunk
-
-
-class _ThreadedTransport(httpx.AsyncBaseTransport):
-    """A synchronous transport (an :class:`httpx.MockTransport` in tests) on the event loop: each request is
-    handled, and its body read, in a worker thread, so requests still overlap."""
-
-    def __init__(self, inner: httpx.BaseTransport) -> None:
-        self.inner = inner
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        def call() -> tuple[int, httpx.Headers, list[bytes]]:
-            response = self.inner.handle_request(request)
-            try:
-                return response.status_code, response.headers, list(response.stream)  # type: ignore[arg-type]
-            finally:
-                response.close()
-
-        status, headers, chunks = await asyncio.to_thread(call)
-        return httpx.Response(status, headers=headers, stream=_Chunks(chunks))
-
-
-def async_client_like(client: httpx.Client, concurrency: int, keepalive: bool) -> httpx.AsyncClient:
-    """An :class:`httpx.AsyncClient` with ``client``'s base URL, headers and timeout, TCP_NODELAY, and a pool
-    for ``concurrency`` streams (a new connection per request unless ``keepalive``). A client on another
-    transport than HTTP (a test's mock) keeps it, its requests handled in worker threads."""
-    inner = getattr(client, "_transport", None)
-    transport: httpx.AsyncBaseTransport
-    if inner is not None and not isinstance(inner, httpx.HTTPTransport):
-        transport = _ThreadedTransport(inner)
-    else:
-        limits, options = _limits(concurrency, keepalive)
-        transport = httpx.AsyncHTTPTransport(socket_options=options, limits=limits)
-    return httpx.AsyncClient(base_url=client.base_url, headers=client.headers, timeout=client.timeout,
-                             transport=transport)
 
 
 # ------------------------------------------------------------------------------------------ running
@@ -542,7 +478,7 @@ def run_requests(client: httpx.Client, payloads: Callable[[int], bytes], count: 
     As bench_serving: one asyncio event loop in this thread, every request a task created in order and
     waiting on a semaphore of ``concurrency`` slots, sent with aiohttp (a session, so a new connection, per
     request unless ``keepalive``; ``client`` gives the base URL, the Authorization header and the timeout).
-    A client on a mock transport (tests) is served by httpx's asyncio client on that transport.
+    A client on a mock transport (tests) is timed by :func:`time_request` in worker threads instead.
     ``payloads(i)`` builds request ``i``'s body before its timer starts. (A thread per stream measured
     higher ITL and TPOT than bench_serving at concurrency 64 — GIL hand-offs between 64 readers — and lower
     TTFT at 16: docs/runs/2026-12-02-cpu-reference-side-by-side.)
@@ -555,14 +491,11 @@ async def _run_requests(client: httpx.Client, payloads: Callable[[int], bytes], 
                         keepalive: bool) -> tuple[list[RequestTiming], float]:
     results: list[RequestTiming | None] = [None] * count
     slots = asyncio.Semaphore(max(1, concurrency))
-    if isinstance(getattr(client, "_transport", None), httpx.HTTPTransport):  # a real server: aiohttp, as there
-        return await _run_aiohttp(client, payloads, count, slots, progress, path, first_token, keepalive)
-    async with async_client_like(client, max(1, concurrency), keepalive) as http:
+    async with _sender(client, path, first_token, keepalive) as send:
 
         async def one(i: int) -> None:
             async with slots:
-                body = payloads(i)
-                results[i] = await time_request_async(http, body, path, first_token)
+                results[i] = await send(payloads(i))
                 if progress is not None:
                     progress.update()
 
@@ -572,12 +505,19 @@ async def _run_requests(client: httpx.Client, payloads: Callable[[int], bytes], 
     return [r if r is not None else RequestTiming(ok=False, error="not sent") for r in results], duration
 
 
-async def _run_aiohttp(client: httpx.Client, payloads: Callable[[int], bytes], count: int, slots: asyncio.Semaphore,
-                       progress: Progress | None, path: str, first_token: Literal["any", "content"],
-                       keepalive: bool) -> tuple[list[RequestTiming], float]:
-    """The requests with aiohttp: a session per request (a new connection, as bench_serving), or one shared
-    session when ``keepalive``; ``client`` gives the base URL, the Authorization header and the timeout."""
-    results: list[RequestTiming | None] = [None] * count
+Send = Callable[[bytes], Awaitable[RequestTiming]]
+
+
+@asynccontextmanager
+async def _sender(client: httpx.Client, path: str, first_token: Literal["any", "content"],
+                  keepalive: bool) -> AsyncIterator[Send]:
+    """How :func:`run_requests` sends one body: aiohttp for a real server (see there), the synchronous timer in
+    a worker thread for a client on a mock transport."""
+    if not isinstance(getattr(client, "_transport", None), httpx.HTTPTransport):
+        async def threaded(body: bytes) -> RequestTiming:
+            return await asyncio.to_thread(time_request, client, body, path, first_token)
+        yield threaded
+        return
     url = str(client.base_url.join(path))
     headers = {k: v for k, v in client.headers.items() if k.lower() == "authorization"}
     timeout = aiohttp.ClientTimeout(total=client.timeout.read or None)
@@ -585,27 +525,15 @@ async def _run_aiohttp(client: httpx.Client, payloads: Callable[[int], bytes], c
     def session() -> aiohttp.ClientSession:
         return aiohttp.ClientSession(timeout=timeout, read_bufsize=_READ_BUFSIZE)
 
-    shared = session() if keepalive else None
+    if keepalive:
+        async with session() as shared:
+            yield lambda body: time_request_aiohttp(shared, url, body, headers, first_token)
+        return
 
-    async def one(i: int) -> None:
-        async with slots:
-            body = payloads(i)
-            if shared is not None:
-                results[i] = await time_request_aiohttp(shared, url, body, headers, first_token)
-            else:
-                async with session() as own:
-                    results[i] = await time_request_aiohttp(own, url, body, headers, first_token)
-            if progress is not None:
-                progress.update()
-
-    try:
-        t0 = time.perf_counter_ns()
-        await asyncio.gather(*(one(i) for i in range(count)))
-        duration = (time.perf_counter_ns() - t0) / 1e9
-    finally:
-        if shared is not None:
-            await shared.close()
-    return [r if r is not None else RequestTiming(ok=False, error="not sent") for r in results], duration
+    async def fresh(body: bytes) -> RequestTiming:
+        async with session() as own:
+            return await time_request_aiohttp(own, url, body, headers, first_token)
+    yield fresh
 
 
 # ------------------------------------------------------------------------------------------ results
