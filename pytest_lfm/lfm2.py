@@ -493,16 +493,7 @@ def _split_top_level(source: str, respect_strings: bool = True) -> list[str]:
             source = source[1:-1]
     parts, depth, quote, escaped, start = [], 0, None, False, 0
     for i, ch in enumerate(source):
-        if not respect_strings:
-            if ch in "([{":
-                depth += 1
-            elif ch in ")]}":
-                depth -= 1
-            elif ch == "," and depth == 0:
-                parts.append(source[start:i])
-                start = i + 1
-            continue
-        if quote:
+        if quote:  # only when respect_strings
             if escaped:
                 escaped = False
             elif ch == "\\":
@@ -510,7 +501,7 @@ def _split_top_level(source: str, respect_strings: bool = True) -> list[str]:
             elif ch == quote:
                 quote = None
             continue
-        if ch in "\"'":
+        if respect_strings and ch in "\"'":
             quote = ch
         elif ch in "([{":
             depth += 1
